@@ -1,0 +1,298 @@
+import { join } from 'node:path';
+import { DynamicBatcher, type BatchEvent } from './batcher.ts';
+import { readManifest, checkGraph } from './bundle.ts';
+import { beamSearch, greedy, nucleus, seededRandom, type StepFn } from './decoding.ts';
+import { InferenceError } from './errors.ts';
+import type { GraphName, Manifest } from './manifest.ts';
+import { InferencePool, type PoolOptions } from './pool.ts';
+import { TextTokenizer } from './tokenizer.ts';
+import type { ImageLimits, OutputTensor, WireTensor } from './wire.ts';
+
+export interface RuntimeOptions extends PoolOptions {
+  /** Largest batch per graph call. */
+  maxBatch?: number;
+  /** How long a lone request waits for others to share its batch. */
+  maxWaitMs?: number;
+  limits?: Partial<ImageLimits>;
+  /** Called for every batch a graph runs (metrics). */
+  onBatch?: (graph: GraphName, e: BatchEvent) => void;
+  /** Called once for warnings such as a CUDA fallback. */
+  onWarning?: (message: string) => void;
+}
+
+export interface ImageEmbedding {
+  /** L2-normalized ITC / CLIP feature [E]. */
+  feat: Float32Array;
+  /** Image token sequence [N * D], row-major (BLIP only). */
+  tokens?: Float32Array;
+}
+
+export interface ItmScore {
+  /** The match logit, logits[1]; BLIP ranks by this plus the ITC cosine. */
+  logit: number;
+  /** softmax(logits)[1]. */
+  prob: number;
+}
+
+export type CaptionMethod = 'greedy' | 'beam' | 'nucleus';
+export interface CaptionOptions {
+  method?: CaptionMethod;
+  numBeams?: number;
+  maxLength?: number;
+  minLength?: number;
+  repetitionPenalty?: number;
+  topP?: number;
+  temperature?: number;
+  seed?: number;
+  prompt?: string;
+}
+export interface Caption {
+  text: string;
+  ids: number[];
+  logProb: number;
+}
+
+export const DEFAULT_LIMITS: ImageLimits = { maxPixels: 40_000_000, maxBytes: 50 * 1024 * 1024 };
+
+/** Everything Mira asks of a model, from a bundle folder. Inference runs in worker threads. */
+export class Runtime {
+  private readonly vision: DynamicBatcher<Float32Array, ImageEmbedding>;
+  private readonly text: DynamicBatcher<number[], Float32Array>;
+  private readonly limits: ImageLimits;
+  private readonly maxBatch: number;
+
+  private constructor(
+    readonly dir: string,
+    readonly manifest: Manifest,
+    readonly tokenizer: TextTokenizer,
+    private readonly pool: InferencePool,
+    readonly provider: string,
+    opts: RuntimeOptions,
+  ) {
+    this.maxBatch = opts.maxBatch ?? 32;
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    const batching = { maxBatch: this.maxBatch, maxWaitMs: opts.maxWaitMs ?? 2, maxInFlight: pool.size.threads };
+    this.vision = new DynamicBatcher((px) => this.runVision(px), batching, (e) => opts.onBatch?.('vision', e));
+    this.text = new DynamicBatcher((ids) => this.runText(ids), batching, (e) => opts.onBatch?.('text', e));
+  }
+
+  static async open(dir: string, opts: RuntimeOptions = {}): Promise<Runtime> {
+    const manifest = await readManifest(dir);
+    const tokenizer = await TextTokenizer.load(join(dir, manifest.tokenizer.file), manifest);
+    const pool = new InferencePool(opts);
+    try {
+      let provider = 'cpu';
+      for (const [name, graph] of Object.entries(manifest.graphs)) {
+        if (!graph) continue;
+        const file = join(dir, graph.file);
+        const info = await pool.load(file).catch((err: Error) => {
+          throw new InferenceError('bundle_invalid', `${file}: not a loadable ONNX graph (${err.message.split('\n')[0]})`);
+        });
+        checkGraph(manifest, name as GraphName, info, file);
+        provider = info.provider;
+      }
+      if (opts.executionProvider === 'cuda' && provider !== 'cuda') opts.onWarning?.(`falling back to ${provider}`);
+      return new Runtime(dir, manifest, tokenizer, pool, provider, opts);
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+  }
+
+  get id(): string {
+    return `${this.manifest.name}@${this.manifest.version}`;
+  }
+
+  get threads() {
+    return this.pool.threads;
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  /** Decodes, validates and preprocesses one encoded image, in a worker thread. */
+  pixels(bytes: Uint8Array): Promise<Float32Array> {
+    return this.pool.preprocess(bytes, this.manifest.preprocess, this.limits);
+  }
+
+  async embedImages(images: Uint8Array[]): Promise<ImageEmbedding[]> {
+    return Promise.all(images.map(async (bytes) => this.vision.submit(await this.pixels(bytes))));
+  }
+
+  /** For already preprocessed pixels [3, S, S] (parity checks, benchmarks). */
+  embedPixels(pixels: Float32Array): Promise<ImageEmbedding> {
+    return this.vision.submit(pixels);
+  }
+
+  embedTexts(texts: string[]): Promise<Float32Array[]> {
+    return this.text.submitAll(texts.map((t) => this.tokenizer.encode(t)));
+  }
+
+  embedTokenIds(ids: number[]): Promise<Float32Array> {
+    return this.text.submit(ids);
+  }
+
+  /** ITM of one text against many candidates' token sequences, in batches of maxBatch. */
+  async itmScores(text: string, candidates: Float32Array[]): Promise<ItmScore[]> {
+    return this.itmScoresForIds(this.tokenizer.encodeForItm(text), candidates);
+  }
+
+  async itmScoresForIds(ids: number[], candidates: Float32Array[]): Promise<ItmScore[]> {
+    const g = this.requireGraph('itm');
+    const out: ItmScore[] = [];
+    for (let start = 0; start < candidates.length; start += this.maxBatch) {
+      const chunk = candidates.slice(start, start + this.maxBatch);
+      const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds(g.inputs, ids, chunk), [g.outputs.logits]);
+      const logits = res[g.outputs.logits]!.data;
+      for (let i = 0; i < chunk.length; i++) {
+        const l0 = logits[2 * i]!;
+        const l1 = logits[2 * i + 1]!;
+        out.push({ logit: l1, prob: 1 / (1 + Math.exp(l0 - l1)) });
+      }
+    }
+    return out;
+  }
+
+  async caption(image: Uint8Array | { tokens: Float32Array }, opts: CaptionOptions = {}): Promise<Caption> {
+    const g = this.requireGraph('decoder');
+    const defaults = this.manifest.caption!;
+    const tokens = image instanceof Uint8Array ? await this.captionTokens(image) : image.tokens;
+    const prefix = this.tokenizer.encodePrompt(opts.prompt ?? defaults.prompt);
+    const file = join(this.dir, g.file);
+    const step: StepFn = async (seqs) => {
+      const res = await this.pool.run(file, this.groundedFeeds(g.inputs, seqs, seqs.map(() => tokens)), [g.outputs.logits]);
+      return lastPositionLogits(res[g.outputs.logits]!, seqs.length);
+    };
+    const search = {
+      eos: this.manifest.tokenizer.specialTokens.eos,
+      maxNew: opts.maxLength ?? defaults.maxLength,
+      minNew: opts.minLength ?? defaults.minLength,
+      repetitionPenalty: opts.repetitionPenalty ?? defaults.repetitionPenalty,
+    };
+    const method = opts.method ?? (defaults.numBeams > 1 ? 'beam' : 'greedy');
+    const result =
+      method === 'greedy'
+        ? await greedy(step, prefix, search)
+        : method === 'beam'
+          ? await beamSearch(step, prefix, { ...search, numBeams: opts.numBeams ?? defaults.numBeams })
+          : await nucleus(step, prefix, {
+              ...search,
+              topP: opts.topP ?? 0.9,
+              temperature: opts.temperature ?? 1,
+              random: seededRandom(opts.seed ?? Date.now()),
+            });
+    return { text: this.tokenizer.decode(result.ids), ids: result.ids, logProb: result.logProb };
+  }
+
+  /** Zero-shot classification: softmax over ITC similarities to the prompted labels. */
+  async classify(image: Uint8Array, labels: string[], logitScale = 100): Promise<{ label: string; score: number }[]> {
+    const template = this.manifest.classify.template;
+    const [img, texts] = await Promise.all([
+      this.embedImages([image]),
+      this.embedTexts(labels.map((l) => template.replace('{}', l))),
+    ]);
+    const sims = texts.map((t) => dot(img[0]!.feat, t) * logitScale);
+    const max = Math.max(...sims);
+    const exps = sims.map((s) => Math.exp(s - max));
+    const sum = exps.reduce((a, b) => a + b, 0);
+    return labels.map((label, i) => ({ label, score: exps[i]! / sum })).sort((a, b) => b.score - a.score);
+  }
+
+  /** The decoder's image tokens: from the caption encoder when the bundle has one. */
+  private async captionTokens(bytes: Uint8Array): Promise<Float32Array> {
+    const cv = this.manifest.graphs.captionVision;
+    if (!cv) {
+      const [emb] = await this.embedImages([bytes]);
+      return emb!.tokens!;
+    }
+    const px = await this.pixels(bytes);
+    const s = this.manifest.preprocess.size;
+    const res = await this.pool.run(join(this.dir, cv.file), { [cv.inputs.pixelValues]: { type: 'float32', dims: [1, 3, s, s], data: px } }, [cv.outputs.imageEmbeds]);
+    return res[cv.outputs.imageEmbeds]!.data;
+  }
+
+  private requireGraph<G extends 'itm' | 'decoder'>(name: G): NonNullable<Manifest['graphs'][G]> {
+    const g = this.manifest.graphs[name];
+    if (!g) throw new InferenceError('inference_failed', `model ${this.id} has no ${name} graph`);
+    return g as NonNullable<Manifest['graphs'][G]>;
+  }
+
+  private groundedFeeds(
+    names: { inputIds: string; attentionMask: string; imageEmbeds: string },
+    ids: number[] | number[][],
+    tokens: Float32Array[],
+  ): Record<string, WireTensor> {
+    const rows = Array.isArray(ids[0]) ? (ids as number[][]) : tokens.map(() => ids as number[]);
+    const batch = this.tokenizer.pad(rows);
+    const seq = this.tokenEmbedShape(tokens[0]!.length);
+    return {
+      [names.inputIds]: { type: 'int64', dims: [batch.rows, batch.length], data: batch.ids },
+      [names.attentionMask]: { type: 'int64', dims: [batch.rows, batch.length], data: batch.mask },
+      [names.imageEmbeds]: { type: 'float32', dims: [tokens.length, ...seq], data: concat(tokens) },
+    };
+  }
+
+  private tokenEmbedShape(length: number): [number, number] {
+    const it = this.manifest.imageTokens!;
+    if (length === it.count * it.dim) return [it.count, it.dim];
+    // A separate caption encoder may have its own token count; its width is what divides evenly.
+    const dim = it.dim;
+    return [length / dim, dim];
+  }
+
+  private async runVision(items: Float32Array[]): Promise<ImageEmbedding[]> {
+    const g = this.manifest.graphs.vision;
+    const s = this.manifest.preprocess.size;
+    const outputs = [g.outputs.imageFeat, ...(g.outputs.imageEmbeds ? [g.outputs.imageEmbeds] : [])];
+    const res = await this.pool.run(join(this.dir, g.file), { [g.inputs.pixelValues]: { type: 'float32', dims: [items.length, 3, s, s], data: concat(items) } }, outputs);
+    const feats = split(res[g.outputs.imageFeat]!, items.length).map(normalize);
+    const tokens = g.outputs.imageEmbeds ? split(res[g.outputs.imageEmbeds]!, items.length) : undefined;
+    return feats.map((feat, i) => ({ feat, ...(tokens ? { tokens: tokens[i]! } : {}) }));
+  }
+
+  private async runText(rows: number[][]): Promise<Float32Array[]> {
+    const g = this.manifest.graphs.text;
+    const batch = this.tokenizer.pad(rows);
+    const feeds: Record<string, WireTensor> = {
+      [g.inputs.inputIds]: { type: 'int64', dims: [batch.rows, batch.length], data: batch.ids },
+    };
+    if (g.inputs.attentionMask) feeds[g.inputs.attentionMask] = { type: 'int64', dims: [batch.rows, batch.length], data: batch.mask };
+    const res = await this.pool.run(join(this.dir, g.file), feeds, [g.outputs.textFeat]);
+    return split(res[g.outputs.textFeat]!, rows.length).map(normalize);
+  }
+}
+
+function lastPositionLogits(t: OutputTensor, rows: number): Float32Array[] {
+  const vocab = t.dims[t.dims.length - 1]!;
+  const perRow = t.data.length / rows;
+  return Array.from({ length: rows }, (_, r) => t.data.slice(r * perRow + perRow - vocab, (r + 1) * perRow));
+}
+
+function split(t: OutputTensor, rows: number): Float32Array[] {
+  const per = t.data.length / rows;
+  return Array.from({ length: rows }, (_, r) => t.data.slice(r * per, (r + 1) * per));
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export function normalize(v: Float32Array): Float32Array {
+  let n = 0;
+  for (const x of v) n += x * x;
+  const inv = 1 / Math.max(Math.sqrt(n), 1e-12);
+  return v.map((x) => x * inv);
+}
+
+export function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}

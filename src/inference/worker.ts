@@ -1,0 +1,75 @@
+/**
+ * Body of the inference worker threads. onnxruntime-node's run() blocks the thread it runs on, so
+ * sessions live here and never on the HTTP thread. Each thread keeps one session per graph file.
+ */
+import { workerData } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import type { WorkerTask, WireTensor, GraphInfo, WorkerConfig } from './wire.ts';
+
+const config = workerData as WorkerConfig;
+const sessions = new Map<string, Promise<{ session: ort.InferenceSession; provider: string }>>();
+
+async function createSession(file: string): Promise<{ session: ort.InferenceSession; provider: string }> {
+  const base: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: config.intraOpThreads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+  };
+  if (config.executionProvider === 'cuda') {
+    try {
+      return { session: await ort.InferenceSession.create(file, { ...base, executionProviders: ['cuda', 'cpu'] }), provider: 'cuda' };
+    } catch (err) {
+      // Falls back below; the pool logs the warning once with this reason.
+      const session = await ort.InferenceSession.create(file, { ...base, executionProviders: ['cpu'] });
+      return { session, provider: `cpu (cuda unavailable: ${(err as Error).message.split('\n')[0]})` };
+    }
+  }
+  return { session: await ort.InferenceSession.create(file, { ...base, executionProviders: ['cpu'] }), provider: 'cpu' };
+}
+
+function sessionFor(file: string) {
+  let s = sessions.get(file);
+  if (!s) {
+    s = createSession(file);
+    sessions.set(file, s);
+    s.catch(() => sessions.delete(file));
+  }
+  return s;
+}
+
+function toOrt(t: WireTensor): ort.Tensor {
+  return new ort.Tensor(t.type, t.data, t.dims);
+}
+
+export default async function task(t: WorkerTask): Promise<unknown> {
+  switch (t.kind) {
+    case 'load': {
+      const { session, provider } = await sessionFor(t.file);
+      const info: GraphInfo = {
+        inputs: session.inputMetadata.map((m) => ({ name: m.name, shape: m.isTensor ? m.shape.map(String) : [] })),
+        outputs: session.outputMetadata.map((m) => ({ name: m.name, shape: m.isTensor ? m.shape.map(String) : [] })),
+        provider,
+      };
+      return info;
+    }
+    case 'run': {
+      const { session } = await sessionFor(t.file);
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const [name, tensor] of Object.entries(t.feeds)) feeds[name] = toOrt(tensor);
+      const out = await session.run(feeds, t.outputs);
+      const result: Record<string, { dims: number[]; data: Float32Array }> = {};
+      for (const name of t.outputs) {
+        const o = out[name];
+        if (!o) throw new Error(`graph ${t.file} returned no output ${name}`);
+        result[name] = { dims: [...o.dims], data: o.data as Float32Array };
+      }
+      return result;
+    }
+    case 'preprocess': {
+      // Loaded on first use: threads that only run graphs never load sharp.
+      const { toPixelValues } = await import('./preprocess.ts');
+      return toPixelValues(t.bytes, t.spec, t.limits);
+    }
+  }
+}
