@@ -11,6 +11,8 @@ export interface PoolOptions {
   /** onnxruntime intra-op threads per worker. Default: cores / threads, at least 1. */
   intraOpThreads?: number;
   executionProvider?: 'cpu' | 'cuda';
+  /** Nice value for inference threads (Linux). Default 10; 0 leaves them at the process priority. */
+  niceness?: number;
 }
 
 /** Threads × intra-op threads never exceed the cores unless the caller asks for it. */
@@ -36,6 +38,7 @@ export class InferencePool {
     const workerData: WorkerConfig = {
       intraOpThreads: this.size.intraOpThreads,
       executionProvider: opts.executionProvider ?? 'cpu',
+      niceness: opts.niceness ?? 10,
     };
     this.piscina = new Piscina({
       filename: workerFile,

@@ -92,10 +92,30 @@ export class Runtime {
         provider = info.provider;
       }
       if (opts.executionProvider === 'cuda' && provider !== 'cuda') opts.onWarning?.(`falling back to ${provider}`);
-      return new Runtime(dir, manifest, tokenizer, pool, provider, opts);
+      const runtime = new Runtime(dir, manifest, tokenizer, pool, provider, opts);
+      await runtime.probe();
+      return runtime;
     } catch (err) {
       await pool.close();
       throw err;
+    }
+  }
+
+  /** Runs each encoder once on a dummy input: symbolic output shapes are only checked this way. */
+  private async probe(): Promise<void> {
+    const m = this.manifest;
+    const s = m.preprocess.size;
+    const img = await this.embedPixels(new Float32Array(3 * s * s));
+    const where = (g: 'vision' | 'text') => join(this.dir, m.graphs[g].file);
+    if (img.feat.length !== m.embedDim) {
+      throw new InferenceError('bundle_invalid', `${where('vision')}: the image feature dimension is ${img.feat.length} but the manifest says ${m.embedDim}`);
+    }
+    if (m.imageTokens && img.tokens && img.tokens.length !== m.imageTokens.count * m.imageTokens.dim) {
+      throw new InferenceError('bundle_invalid', `${where('vision')}: the image tokens have ${img.tokens.length} values, the manifest says ${m.imageTokens.count} × ${m.imageTokens.dim}`);
+    }
+    const [txt] = await this.embedTexts(['a']);
+    if (txt!.length !== m.embedDim) {
+      throw new InferenceError('bundle_invalid', `${where('text')}: the text feature dimension is ${txt!.length} but the manifest says ${m.embedDim}`);
     }
   }
 

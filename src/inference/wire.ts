@@ -31,4 +31,6 @@ export interface OutputTensor {
 export interface WorkerConfig {
   intraOpThreads: number;
   executionProvider: 'cpu' | 'cuda';
+  /** Nice value added to inference threads so the HTTP thread wins the CPU (0 = unchanged). */
+  niceness: number;
 }

@@ -1,0 +1,149 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Runtime } from '../../src/inference/runtime.ts';
+import { fakePixels, maxAbsDiff, TINY_BLIP } from './helpers.ts';
+
+let rt: Runtime;
+beforeAll(async () => {
+  rt = await Runtime.open(TINY_BLIP, { threads: 2, intraOpThreads: 1, maxWaitMs: 5 });
+});
+afterAll(() => rt?.close());
+
+describe("BLIP's special tokens", () => {
+  it('retrieval text starts with [CLS] and ends with [SEP]', () => {
+    const st = rt.manifest.tokenizer.specialTokens;
+    const ids = rt.tokenizer.encode('a red circle');
+    expect(ids[0]).toBe(st.cls);
+    expect(ids[ids.length - 1]).toBe(st.eos);
+  });
+
+  it('ITM replaces the first token with [ENC]', () => {
+    const st = rt.manifest.tokenizer.specialTokens;
+    const plain = rt.tokenizer.encode('a red circle');
+    const itm = rt.tokenizer.encodeForItm('a red circle');
+    expect(itm[0]).toBe(st.enc);
+    expect(itm.slice(1)).toEqual(plain.slice(1));
+  });
+
+  it('the decoder prompt starts with [DEC] and has no trailing [SEP]', () => {
+    const st = rt.manifest.tokenizer.specialTokens;
+    const ids = rt.tokenizer.encodePrompt('a picture of ');
+    expect(ids[0]).toBe(st.bos);
+    expect(ids).not.toContain(st.eos);
+    expect(rt.tokenizer.decode(ids)).toBe('a picture of');
+  });
+
+  it('long texts are cut to maxLength and keep their final [SEP]', () => {
+    const ids = rt.tokenizer.encode('a red circle '.repeat(40));
+    expect(ids.length).toBe(rt.tokenizer.maxLength);
+    expect(ids[ids.length - 1]).toBe(rt.manifest.tokenizer.specialTokens.eos);
+  });
+});
+
+describe('batching equivalence', () => {
+  const texts = ['a red circle', 'a large blue square to the left of a small star', 'green', 'a triangle above a circle', 'the star'];
+
+  it('text features batched with others equal the features computed one at a time', async () => {
+    const serial: Float32Array[] = [];
+    for (const t of texts) serial.push((await rt.embedTexts([t]))[0]!);
+    const concurrent = await Promise.all(texts.map((t) => rt.embedTexts([t]).then((r) => r[0]!)));
+    concurrent.forEach((f, i) => expect(maxAbsDiff(f, serial[i]!), texts[i]).toBeLessThan(1e-5));
+  });
+
+  it('image features and tokens batched with others equal the ones computed one at a time', async () => {
+    const s = rt.manifest.preprocess.size;
+    const px = Array.from({ length: 9 }, (_, i) => fakePixels(i, s));
+    const serial = [];
+    for (const p of px) serial.push(await rt.embedPixels(p));
+    const concurrent = await Promise.all(px.map((p) => rt.embedPixels(p)));
+    concurrent.forEach((e, i) => {
+      expect(maxAbsDiff(e.feat, serial[i]!.feat)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(e.tokens!, serial[i]!.tokens!)).toBeLessThan(1e-5);
+    });
+  });
+
+  it('features are L2-normalized', async () => {
+    const [f] = await rt.embedTexts(['a red circle']);
+    expect(Math.hypot(...f!)).toBeCloseTo(1, 5);
+  });
+
+  it('ITM over many candidates in one call equals ITM one candidate at a time', async () => {
+    const s = rt.manifest.preprocess.size;
+    const tokens = await Promise.all(Array.from({ length: 6 }, (_, i) => rt.embedPixels(fakePixels(i, s)).then((e) => e.tokens!)));
+    const all = await rt.itmScores('a red circle', tokens);
+    for (const [i, t] of tokens.entries()) {
+      const [one] = await rt.itmScores('a red circle', [t]);
+      expect(Math.abs(one!.logit - all[i]!.logit)).toBeLessThan(1e-5);
+      expect(all[i]!.prob).toBeGreaterThan(0);
+      expect(all[i]!.prob).toBeLessThan(1);
+    }
+  });
+});
+
+describe('captions', () => {
+  it('greedy captions are deterministic', async () => {
+    const s = rt.manifest.preprocess.size;
+    const { tokens } = await rt.embedPixels(fakePixels(3, s));
+    const a = await rt.caption({ tokens: tokens! }, { method: 'greedy' });
+    const b = await rt.caption({ tokens: tokens! }, { method: 'greedy' });
+    expect(a.ids.length).toBeGreaterThanOrEqual(rt.manifest.caption!.minLength);
+    expect(a).toEqual(b);
+  });
+
+  it('beam search scores at least as well as greedy', async () => {
+    const s = rt.manifest.preprocess.size;
+    const { tokens } = await rt.embedPixels(fakePixels(4, s));
+    const g = await rt.caption({ tokens: tokens! }, { method: 'greedy', maxLength: 6, minLength: 0 });
+    const b = await rt.caption({ tokens: tokens! }, { method: 'beam', numBeams: 4, maxLength: 6, minLength: 0 });
+    const perToken = (c: { logProb: number; ids: number[] }) => c.logProb / (c.ids.length + 1);
+    expect(perToken(b)).toBeGreaterThanOrEqual(perToken(g) - 1e-6);
+  });
+
+  it('nucleus sampling with a seed is reproducible', async () => {
+    const s = rt.manifest.preprocess.size;
+    const { tokens } = await rt.embedPixels(fakePixels(5, s));
+    const a = await rt.caption({ tokens: tokens! }, { method: 'nucleus', seed: 7, topP: 0.9 });
+    const b = await rt.caption({ tokens: tokens! }, { method: 'nucleus', seed: 7, topP: 0.9 });
+    expect(a.ids).toEqual(b.ids);
+  });
+});
+
+describe('worker threads', () => {
+  it('keeps the event loop responsive during long inference (p99 timer lag under 20 ms)', async () => {
+    const s = rt.manifest.preprocess.size;
+    const work = async () => {
+      await Promise.all(Array.from({ length: 64 }, (_, i) => rt.embedPixels(fakePixels(i, s))));
+      await rt.caption({ tokens: (await rt.embedPixels(fakePixels(1, s))).tokens! }, { method: 'beam' });
+    };
+    await work(); // warm-up: JIT and session initialisation are not what this measures
+    const lags: number[] = [];
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      lags.push(now - last - 1);
+      last = now;
+    }, 1);
+    const started = performance.now();
+    let rounds = 0;
+    while (performance.now() - started < 1500) {
+      await work();
+      rounds++;
+    }
+    clearInterval(timer);
+    lags.sort((a, b) => a - b);
+    const p99 = lags[Math.floor(lags.length * 0.99)]!;
+    const max = lags[lags.length - 1]!;
+    expect(rounds).toBeGreaterThan(1);
+    // A single scheduler hiccup from another process on a shared 2-core machine can exceed 20 ms;
+    // the 99th percentile is what a request waiting on the event loop sees.
+    expect(p99, `p99 timer lag ${p99.toFixed(1)} ms (max ${max.toFixed(1)} ms over ${lags.length} ticks)`).toBeLessThan(20);
+  });
+
+  it('replaces a thread that dies and keeps answering', async () => {
+    const before = rt.threads.length;
+    await rt.threads[0]!.terminate();
+    const [f] = await rt.embedTexts(['a red circle']);
+    expect(f!.length).toBe(rt.manifest.embedDim);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(rt.threads.length).toBe(before);
+  });
+});
