@@ -198,7 +198,8 @@ function matchTemplate(t: CaptionTemplate, tokens: string[]): Scene | null {
     objects.push(o);
   }
   const relations: SceneRelation[] = [];
-  for (const sat of refs.filter((r) => r !== 'B')) {
+  const satellites = t.objects === 1 ? [] : refs.filter((r) => r !== 'B');
+  for (const sat of satellites) {
     const f = result.facts.find((f) => (f.x === sat && f.y === 'B') || (f.x === 'B' && f.y === sat));
     if (!f) return null;
     relations.push({ subject: REF_INDEX[sat], relation: f.x === sat ? f.relation : OPPOSITE[f.relation], object: 1 });
