@@ -1,7 +1,7 @@
 export interface BatcherOptions {
   /** Largest batch sent to a graph. */
   maxBatch: number;
-  /** How long the first queued item waits for company when a worker is free. */
+  /** How long the first queued item waits for company while another batch is running. */
   maxWaitMs: number;
   /** Batches in flight at once; usually the number of worker threads. */
   maxInFlight: number;
@@ -28,7 +28,7 @@ interface Pending<I, O> {
 export class DynamicBatcher<I, O> {
   private queue: Pending<I, O>[] = [];
   private inFlight = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTimer: (() => void) | undefined;
 
   constructor(
     private readonly runBatch: (items: I[]) => Promise<O[]>,
@@ -51,14 +51,22 @@ export class DynamicBatcher<I, O> {
     if (this.inFlight >= this.opts.maxInFlight) return; // a finishing batch will flush
     if (this.queue.length >= this.opts.maxBatch) {
       this.flush();
-    } else if (!this.timer && this.queue.length > 0) {
-      this.timer = setTimeout(() => this.flush(), this.opts.maxWaitMs);
+    } else if (!this.cancelTimer && this.queue.length > 0) {
+      // With every worker idle there is nobody to wait for: go once this tick's calls are queued.
+      // With some busy, give the batch up to maxWaitMs to fill.
+      if (this.inFlight === 0) {
+        const h = setImmediate(() => this.flush());
+        this.cancelTimer = () => clearImmediate(h);
+      } else {
+        const h = setTimeout(() => this.flush(), this.opts.maxWaitMs);
+        this.cancelTimer = () => clearTimeout(h);
+      }
     }
   }
 
   private flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
     if (this.queue.length === 0 || this.inFlight >= this.opts.maxInFlight) return;
     const batch = this.queue.splice(0, this.opts.maxBatch);
     this.inFlight++;

@@ -127,6 +127,10 @@ export class Runtime {
     return this.pool.threads;
   }
 
+  get poolSize() {
+    return this.pool.size;
+  }
+
   close(): Promise<void> {
     return this.pool.close();
   }

@@ -6,6 +6,8 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+// Static imports only: tsx's loader hooks reach a worker's require() chain but not its dynamic import().
+import { toPixelValues } from './preprocess.ts';
 import type { WorkerTask, WireTensor, GraphInfo, WorkerConfig } from './wire.ts';
 
 const config = workerData as WorkerConfig;
@@ -85,10 +87,7 @@ export default async function task(t: WorkerTask): Promise<unknown> {
       }
       return result;
     }
-    case 'preprocess': {
-      // Loaded on first use: threads that only run graphs never load sharp.
-      const { toPixelValues } = await import('./preprocess.ts');
+    case 'preprocess':
       return toPixelValues(t.bytes, t.spec, t.limits);
-    }
   }
 }
