@@ -90,9 +90,12 @@ def config_from_dict(d: dict) -> BlipConfig:
     td.setdefault('encoder_hidden_size', vision.hidden_size)
     text = _pick(BlipTextConfig, td)
     top = {k: v for k, v in d.items() if k not in ('vision', 'text', 'vision_config', 'text_config')}
-    if 'image_text_hidden_size' in top:  # HF's name for the projection size
-        top.setdefault('projection_dim', top['image_text_hidden_size'])
-    return BlipConfig(vision=vision, text=text, **{k: v for k, v in top.items() if k in {f.name for f in fields(BlipConfig)} and k not in ('vision', 'text')})
+    if 'text_config' in d:  # HF layout: the ITC projection is image_text_hidden_size (256);
+        # HF's top-level projection_dim (512) is unused by BLIP, and the token ids sit in text_config
+        top['projection_dim'] = top.get('image_text_hidden_size', 256)
+        top.update({k: td[k] for k in ('bos_token_id', 'sep_token_id', 'pad_token_id') if k in td})
+    names = {f.name for f in fields(BlipConfig)} - {'vision', 'text'}
+    return BlipConfig(vision=vision, text=text, **{k: v for k, v in top.items() if k in names})
 
 
 def load_config(path: str | Path) -> BlipConfig:
@@ -539,17 +542,31 @@ class BlipForTraining(_RetrievalMixin, _CaptionMixin, nn.Module):
 def load_retrieval(path: str | Path, cfg: BlipConfig) -> BlipRetrieval:
     """BlipRetrieval from a .safetensors / .bin under HF names, strict. Eval mode."""
     m = BlipRetrieval(cfg)
-    m.load_state_dict(_strip_buffers(load_state_dict(path)), strict=True)
+    m.load_state_dict(normalize_hf_state_dict(load_state_dict(path)), strict=True)
     return m.eval()
 
 
 def load_captioning(path: str | Path, cfg: BlipConfig) -> BlipCaptioning:
     """BlipCaptioning from a .safetensors / .bin under HF names, strict, LM head re-tied. Eval mode."""
     m = BlipCaptioning(cfg)
-    m.load_state_dict(_strip_buffers(load_state_dict(path)), strict=True)
+    m.load_state_dict(normalize_hf_state_dict(load_state_dict(path)), strict=True)
     return m.eval()
 
 
-def _strip_buffers(sd: dict) -> dict:
-    # Older HF checkpoints store the position_ids buffers; they are recomputed here (non-persistent).
-    return {k: v for k, v in sd.items() if not k.endswith('embeddings.position_ids')}
+TIED = [  # (LM head key, the key it shares its tensor with)
+    ('text_decoder.cls.predictions.decoder.weight', 'text_decoder.bert.embeddings.word_embeddings.weight'),
+    ('text_decoder.cls.predictions.decoder.bias', 'text_decoder.cls.predictions.bias'),
+]
+
+
+def normalize_hf_state_dict(sd: dict) -> dict:
+    """Make an HF BLIP state dict loadable with strict=True: drop the position_ids buffers older
+    checkpoints store (recomputed here), and restore a tied key that a safetensors conversion saved
+    only once (safetensors refuses shared tensors, so one name of each tied pair may be missing)."""
+    sd = {k: v for k, v in sd.items() if not k.endswith('embeddings.position_ids')}
+    for a, b in TIED:
+        if a in sd and b not in sd:
+            sd[b] = sd[a]
+        elif b in sd and a not in sd and any(k.startswith('text_decoder.') for k in sd):
+            sd[a] = sd[b]
+    return sd
