@@ -11,7 +11,7 @@
  * horizontal pass then a vertical pass, each rounding and clipping to uint8. The weight tables are
  * cached per (kernel, in, out).
  */
-import sharp from 'sharp';
+import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
 import type { PreprocessSpec } from './manifest.ts';
 import { InferenceError } from './errors.ts';
 
@@ -45,7 +45,7 @@ export interface DecodedImage {
   /** Number of frames; only the first is used. */
   pages: number;
   /** A fresh pipeline on these bytes with the validated options (orientation, first frame, limits). */
-  pipeline: () => sharp.Sharp;
+  pipeline: () => Sharp;
 }
 
 /** An RGB image: 8-bit, interleaved, `width * height * 3` bytes. */
@@ -55,7 +55,7 @@ export interface RgbImage {
   height: number;
 }
 
-function sharpOptions(limits: ImageLimits, ignoreIcc: boolean): sharp.SharpOptions {
+function sharpOptions(limits: ImageLimits): SharpOptions {
   return {
     // Refuse truncated files rather than return a half-decoded image. Stricter levels ('error',
     // 'warning') also refuse harmless oddities common in camera JPEGs (extraneous bytes).
@@ -66,9 +66,9 @@ function sharpOptions(limits: ImageLimits, ignoreIcc: boolean): sharp.SharpOptio
     // The first frame of an animation or multi-page file.
     pages: 1,
     page: 0,
-    // PIL's convert('RGB') ignores ICC profiles, and the reference transforms use it; keep the stored
-    // values so that embeddings match. (CMYK keeps its profile: see rgbPipeline.)
-    ignoreIcc,
+    // PIL's convert('RGB') ignores ICC profiles, and the reference transforms use it: keep the stored
+    // values so that embeddings match the reference.
+    ignoreIcc: true,
     sequentialRead: true,
   };
 }
@@ -112,9 +112,11 @@ export async function decodeImage(bytes: Uint8Array, limits: ImageLimits): Promi
     );
   }
   const buf = toBuffer(bytes);
-  let meta: sharp.Metadata;
+  let meta: Metadata;
   try {
-    meta = await sharp(buf, sharpOptions(limits, true)).metadata();
+    // The header only: no pixel is decoded here. libvips' own pixel limit is lifted for this read so
+    // that the refusal below can name the size; the decoding pipeline keeps it as a second guard.
+    meta = await sharp(buf, { ...sharpOptions(limits), limitInputPixels: false }).metadata();
   } catch (e) {
     throw classifyDecodeError(e, 'header');
   }
@@ -135,7 +137,6 @@ export async function decodeImage(bytes: Uint8Array, limits: ImageLimits): Promi
   const orientation = meta.orientation ?? 1;
   const swap = orientation >= 5 && orientation <= 8;
   const space = String(meta.space);
-  const ignoreIcc = space !== 'cmyk';
   return {
     format: meta.format,
     width: swap ? storedHeight : storedWidth,
@@ -149,49 +150,97 @@ export async function decodeImage(bytes: Uint8Array, limits: ImageLimits): Promi
     hasAlpha: meta.hasAlpha,
     isPalette: meta.isPalette,
     pages: meta.pages ?? 1,
-    pipeline: () => sharp(buf, sharpOptions(limits, ignoreIcc)),
+    pipeline: () => sharp(buf, sharpOptions(limits)),
   };
 }
 
 /**
- * Decodes to 8-bit sRGB RGB, interleaved: orientation applied, alpha dropped (keeping the stored
- * colour, as PIL's convert('RGB')) or flattened over `alpha.background`.
+ * Decodes to 8-bit RGB, interleaved, with the values PIL's `.convert('RGB')` gives (what the
+ * reference transforms see), orientation applied:
+ * - grey, palette (transparent index included) and 16-bit images: sharp's conversion to 8-bit sRGB
+ *   (16-bit: the high byte, as a 16 -> 8 bit cast);
+ * - ICC profiles are ignored, as PIL ignores them;
+ * - CMYK: the stored C, M, Y, K bands converted with PIL's formula
+ *   (`255 - k - c * (255 - k) / 255`, PIL's rounding), not libvips' ICC conversion;
+ * - alpha: `drop` discards it and keeps the stored colour; `flatten` composites over the background
+ *   with the arithmetic of PIL's `Image.alpha_composite` onto an opaque background.
  */
 export async function decodeRgb(bytes: Uint8Array, alpha: PreprocessSpec['alpha'], limits: ImageLimits): Promise<RgbImage> {
   const img = await decodeImage(bytes, limits);
+  const cmyk = img.space === 'cmyk';
+  const flatten = alpha.mode === 'flatten' && img.hasAlpha;
   let p = img.pipeline();
-  if (alpha.mode === 'flatten') {
-    const [r, g, b] = alpha.background;
-    p = p.flatten({ background: { r, g, b } });
-  } else {
-    p = p.removeAlpha();
-  }
-  // Grey, palette, CMYK (through its ICC profile, or libvips' fallback CMYK profile) and 16-bit
-  // (rgb16 / grey16, scaled by 1/256) all end as 3-band 8-bit sRGB.
-  p = p.toColourspace('srgb').raw({ depth: 'uchar' });
-  let out: { data: Buffer; info: sharp.OutputInfo };
+  if (!flatten) p = p.removeAlpha();
+  // sharp converts CMYK to sRGB through an ICC profile at the start of its pipeline; a CMYK pipeline
+  // hands the stored bands through untouched.
+  p = cmyk ? p.pipelineColourspace('cmyk').toColourspace('cmyk') : p.toColourspace('srgb');
+  let out: { data: Buffer; info: OutputInfo };
   try {
-    out = await p.toBuffer({ resolveWithObject: true });
+    out = await p.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (e) {
     throw classifyDecodeError(e, 'pixels');
   }
   const { data, info } = out;
   if (info.width !== img.width || info.height !== img.height) {
-    throw new InferenceError('image_corrupt', `The image decoded to ${info.width}×${info.height}, not the ${img.width}×${img.height} its header gives.`);
+    throw new InferenceError(
+      'image_corrupt',
+      `The image decoded to ${info.width}×${info.height}, not the ${img.width}×${img.height} its header gives.`,
+    );
   }
-  const n = info.width * info.height;
-  if (info.channels === 3) return { data, width: info.width, height: info.height };
-  // Defensive: sharp gives 3 bands after toColourspace('srgb'); widen anything else.
-  const rgb = new Uint8Array(n * 3);
   const c = info.channels;
-  for (let i = 0; i < n; i++) {
-    const s = i * c;
-    const v0 = data[s]!;
-    rgb[i * 3] = v0;
-    rgb[i * 3 + 1] = c >= 3 ? data[s + 1]! : v0;
-    rgb[i * 3 + 2] = c >= 3 ? data[s + 2]! : v0;
+  if (!cmyk && c === 3) return { data, width: info.width, height: info.height };
+  const colourBands = cmyk ? 4 : c <= 2 ? 1 : 3;
+  const hasAlpha = flatten && c > colourBands;
+  const n = info.width * info.height;
+  const rgb = new Uint8Array(n * 3);
+  const [br, bg, bb] = alpha.background;
+  for (let i = 0, s = 0, o = 0; i < n; i++, s += c, o += 3) {
+    let r: number;
+    let g: number;
+    let b: number;
+    if (cmyk) {
+      // Pillow's cmyk2rgb: nk - MULDIV255(x, nk), clipped
+      const nk = 255 - data[s + 3]!;
+      r = nk - muldiv255(data[s]!, nk);
+      g = nk - muldiv255(data[s + 1]!, nk);
+      b = nk - muldiv255(data[s + 2]!, nk);
+      r = r < 0 ? 0 : r;
+      g = g < 0 ? 0 : g;
+      b = b < 0 ? 0 : b;
+    } else if (colourBands === 1) {
+      r = g = b = data[s]!;
+    } else {
+      r = data[s]!;
+      g = data[s + 1]!;
+      b = data[s + 2]!;
+    }
+    if (hasAlpha) {
+      const a = data[s + colourBands]!;
+      if (a !== 255) {
+        // Pillow's alpha_composite (7 extra bits, rounded division by 255) over an opaque colour.
+        const coef1 = a << 7;
+        const coef2 = (255 << 7) - coef1;
+        r = div255Shift(r * coef1 + br * coef2);
+        g = div255Shift(g * coef1 + bg * coef2);
+        b = div255Shift(b * coef1 + bb * coef2);
+      }
+    }
+    rgb[o] = r;
+    rgb[o + 1] = g;
+    rgb[o + 2] = b;
   }
   return { data: rgb, width: info.width, height: info.height };
+}
+
+function muldiv255(a: number, b: number): number {
+  const t = a * b + 128;
+  return ((t >> 8) + t) >> 8;
+}
+
+/** Pillow's SHIFTFORDIV255(x + (0x80 << 7)) >> 7. */
+function div255Shift(x: number): number {
+  const t = x + (0x80 << 7);
+  return (((t >> 8) + t) >> 8) >> 7;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -352,7 +401,8 @@ export function resizeRgb(src: RgbImage, kernel: Kernel, region: ResizeRegion): 
   }
   const inW = src.width;
   const inH = src.height;
-  const input = src.data;
+  // A plain Uint8Array view (sharp hands out Buffers) keeps the loops below monomorphic.
+  const input = plainBytes(src.data);
 
   if (kernel === 'nearest') return nearestResize(src, outW, outH, left, top, cw, ch);
 
@@ -375,14 +425,10 @@ export function resizeRgb(src: RgbImage, kernel: Kernel, region: ResizeRegion): 
   const rows = yLast - yFirst;
 
   // Horizontal pass: rows [yFirst, yLast) of the source, output columns [left, left + cw).
-  let mid: Uint8Array;
-  let midW: number; // width of `mid` in pixels
-  let midX0: number; // output column of mid's first column
+  // `mid` holds rows [yFirst, yLast) of the horizontally resized image, columns [left, left + cw).
+  const mid = new Uint8Array(rows * cw * 3);
   if (needH) {
     const wh = axisWeights(kernel, inW, outW);
-    midW = cw;
-    midX0 = left;
-    mid = new Uint8Array(rows * cw * 3);
     const { bounds, coeffs, ksize } = wh;
     for (let r = 0; r < rows; r++) {
       const rowIn = (yFirst + r) * inW * 3;
@@ -395,11 +441,12 @@ export function resizeRgb(src: RgbImage, kernel: Kernel, region: ResizeRegion): 
         let s1 = HALF;
         let s2 = HALF;
         let p = rowIn + xmin * 3;
+        // int32 arithmetic, as in Pillow (the sums stay well inside 32 bits)
         for (let x = 0; x < n; x++, p += 3) {
           const kv = coeffs[kb + x]!;
-          s0 += input[p]! * kv;
-          s1 += input[p + 1]! * kv;
-          s2 += input[p + 2]! * kv;
+          s0 = (s0 + Math.imul(input[p]!, kv)) | 0;
+          s1 = (s1 + Math.imul(input[p + 1]!, kv)) | 0;
+          s2 = (s2 + Math.imul(input[p + 2]!, kv)) | 0;
         }
         mid[o++] = clip8(s0);
         mid[o++] = clip8(s1);
@@ -408,15 +455,11 @@ export function resizeRgb(src: RgbImage, kernel: Kernel, region: ResizeRegion): 
     }
   } else {
     // Columns unchanged: crop columns straight from the source rows we need.
-    midW = cw;
-    midX0 = left;
-    mid = new Uint8Array(rows * cw * 3);
     for (let r = 0; r < rows; r++) {
       const s = ((yFirst + r) * inW + left) * 3;
       mid.set(input.subarray(s, s + cw * 3), r * cw * 3);
     }
   }
-  void midX0;
 
   if (!wv) {
     // Rows unchanged: mid already holds rows [top, top + ch).
@@ -426,7 +469,7 @@ export function resizeRgb(src: RgbImage, kernel: Kernel, region: ResizeRegion): 
   // Vertical pass over mid (whose row 0 is source row yFirst).
   const out = new Uint8Array(cw * ch * 3);
   const { bounds, coeffs, ksize } = wv;
-  const stride = midW * 3;
+  const stride = cw * 3;
   for (let yy = top; yy < top + ch; yy++) {
     const ymin = bounds[yy * 2]! - yFirst;
     const n = bounds[yy * 2 + 1]!;
@@ -439,9 +482,9 @@ export function resizeRgb(src: RgbImage, kernel: Kernel, region: ResizeRegion): 
       let p = ymin * stride + i;
       for (let y = 0; y < n; y++, p += stride) {
         const kv = coeffs[kb + y]!;
-        s0 += mid[p]! * kv;
-        s1 += mid[p + 1]! * kv;
-        s2 += mid[p + 2]! * kv;
+        s0 = (s0 + Math.imul(mid[p]!, kv)) | 0;
+        s1 = (s1 + Math.imul(mid[p + 1]!, kv)) | 0;
+        s2 = (s2 + Math.imul(mid[p + 2]!, kv)) | 0;
       }
       out[o++] = clip8(s0);
       out[o++] = clip8(s1);
@@ -449,6 +492,10 @@ export function resizeRgb(src: RgbImage, kernel: Kernel, region: ResizeRegion): 
     }
   }
   return { data: out, width: cw, height: ch };
+}
+
+function plainBytes(a: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(a) === Uint8Array.prototype ? a : new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
 function nearestResize(src: RgbImage, outW: number, outH: number, left: number, top: number, cw: number, ch: number): RgbImage {
