@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { DynamicBatcher, type BatchEvent } from './batcher.ts';
 import { readManifest, checkGraph } from './bundle.ts';
-import { beamSearch, greedy, nucleus, seededRandom, type StepFn } from './decoding.ts';
+import { beamSearch, greedy, nucleus, seededRandom, type SearchResult, type StepFn } from './decoding.ts';
 import { InferenceError } from './errors.ts';
 import type { GraphName, Manifest } from './manifest.ts';
 import { InferencePool, type PoolOptions } from './pool.ts';
@@ -179,15 +179,16 @@ export class Runtime {
   }
 
   async caption(image: Uint8Array | { tokens: Float32Array }, opts: CaptionOptions = {}): Promise<Caption> {
-    const g = this.requireGraph('decoder');
+    const tokens = image instanceof Uint8Array ? await this.captionTokens(await this.pixels(image)) : image.tokens;
+    const prefix = this.tokenizer.encodePrompt(opts.prompt ?? this.manifest.caption!.prompt);
+    const result = await this.generate(tokens, prefix, opts);
+    return { text: this.tokenizer.decode(result.ids), ids: result.ids, logProb: result.logProb };
+  }
+
+  /** Decodes new tokens after `prefix` for one image's decoder tokens. */
+  generate(tokens: Float32Array, prefix: number[], opts: CaptionOptions = {}): Promise<SearchResult> {
     const defaults = this.manifest.caption!;
-    const tokens = image instanceof Uint8Array ? await this.captionTokens(image) : image.tokens;
-    const prefix = this.tokenizer.encodePrompt(opts.prompt ?? defaults.prompt);
-    const file = join(this.dir, g.file);
-    const step: StepFn = async (seqs) => {
-      const res = await this.pool.run(file, this.groundedFeeds(g.inputs, seqs, seqs.map(() => tokens)), [g.outputs.logits]);
-      return lastPositionLogits(res[g.outputs.logits]!, seqs.length);
-    };
+    const step: StepFn = (seqs) => this.decoderStep(seqs, tokens);
     const search = {
       eos: this.manifest.tokenizer.specialTokens.eos,
       maxNew: opts.maxLength ?? defaults.maxLength,
@@ -195,18 +196,21 @@ export class Runtime {
       repetitionPenalty: opts.repetitionPenalty ?? defaults.repetitionPenalty,
     };
     const method = opts.method ?? (defaults.numBeams > 1 ? 'beam' : 'greedy');
-    const result =
-      method === 'greedy'
-        ? await greedy(step, prefix, search)
-        : method === 'beam'
-          ? await beamSearch(step, prefix, { ...search, numBeams: opts.numBeams ?? defaults.numBeams })
-          : await nucleus(step, prefix, {
-              ...search,
-              topP: opts.topP ?? 0.9,
-              temperature: opts.temperature ?? 1,
-              random: seededRandom(opts.seed ?? Date.now()),
-            });
-    return { text: this.tokenizer.decode(result.ids), ids: result.ids, logProb: result.logProb };
+    if (method === 'greedy') return greedy(step, prefix, search);
+    if (method === 'beam') return beamSearch(step, prefix, { ...search, numBeams: opts.numBeams ?? defaults.numBeams });
+    return nucleus(step, prefix, {
+      ...search,
+      topP: opts.topP ?? 0.9,
+      temperature: opts.temperature ?? 1,
+      random: seededRandom(opts.seed ?? Date.now()),
+    });
+  }
+
+  /** Next-token logits [V] for each sequence (all of one length), grounded on one image's tokens. */
+  async decoderStep(seqs: number[][], tokens: Float32Array): Promise<Float32Array[]> {
+    const g = this.requireGraph('decoder');
+    const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds(g.inputs, seqs, seqs.map(() => tokens)), [g.outputs.logits]);
+    return lastPositionLogits(res[g.outputs.logits]!, seqs.length);
   }
 
   /** Zero-shot classification: softmax over ITC similarities to the prompted labels. */
@@ -223,14 +227,10 @@ export class Runtime {
     return labels.map((label, i) => ({ label, score: exps[i]! / sum })).sort((a, b) => b.score - a.score);
   }
 
-  /** The decoder's image tokens: from the caption encoder when the bundle has one. */
-  private async captionTokens(bytes: Uint8Array): Promise<Float32Array> {
+  /** The decoder's image tokens for preprocessed pixels: from the caption encoder when the bundle has one. */
+  async captionTokens(px: Float32Array): Promise<Float32Array> {
     const cv = this.manifest.graphs.captionVision;
-    if (!cv) {
-      const [emb] = await this.embedImages([bytes]);
-      return emb!.tokens!;
-    }
-    const px = await this.pixels(bytes);
+    if (!cv) return (await this.embedPixels(px)).tokens!;
     const s = this.manifest.preprocess.size;
     const res = await this.pool.run(join(this.dir, cv.file), { [cv.inputs.pixelValues]: { type: 'float32', dims: [1, 3, s, s], data: px } }, [cv.outputs.imageEmbeds]);
     return res[cv.outputs.imageEmbeds]!.data;

@@ -63,10 +63,13 @@ export class TextTokenizer {
 
   /** ITM input: the retrieval encoding with its first token set as the manifest says. */
   encodeForItm(text: string): number[] {
-    const ids = this.encode(text);
+    return this.itmFirstToken(this.encode(text));
+  }
+
+  /** Sets the first token of retrieval ids for ITM: [ENC] as BLIP's retrieval does, or [CLS] kept. */
+  itmFirstToken(ids: number[]): number[] {
     const enc = this.spec.specialTokens.enc;
-    if (this.itmFirst === 'enc' && enc !== undefined) ids[0] = enc;
-    return ids;
+    return this.itmFirst === 'enc' && enc !== undefined ? [enc, ...ids.slice(1)] : [...ids];
   }
 
   /** Decoder prompt: [DEC] replaces [CLS] and the trailing [SEP] is dropped, as BLIP's generate() does. */
