@@ -18,7 +18,7 @@ export function benchArgs<T extends Record<string, { type: 'string' | 'boolean';
     options: { json: { type: 'string' }, bundle: { type: 'string' }, seconds: { type: 'string', default: '5' }, ...extra },
     strict: true,
   });
-  return values as { json?: string; bundle?: string; seconds: string } & { [K in keyof T]: T[K]['type'] extends 'boolean' ? boolean : string };
+  return values as unknown as { json?: string; bundle?: string; seconds: string } & { [K in keyof T]: T[K]['type'] extends 'boolean' ? boolean : string };
 }
 
 export async function writeJson(file: string | undefined, figures: unknown): Promise<void> {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Runtime } from '../../src/inference/runtime.ts';
+import { Runtime, type ImageEmbedding } from '../../src/inference/runtime.ts';
 import { fakePixels, maxAbsDiff, TINY_BLIP } from './helpers.ts';
 
 let rt: Runtime;
@@ -52,7 +52,7 @@ describe('batching equivalence', () => {
   it('image features and tokens batched with others equal the ones computed one at a time', async () => {
     const s = rt.manifest.preprocess.size;
     const px = Array.from({ length: 9 }, (_, i) => fakePixels(i, s));
-    const serial = [];
+    const serial: ImageEmbedding[] = [];
     for (const p of px) serial.push(await rt.embedPixels(p));
     const concurrent = await Promise.all(px.map((p) => rt.embedPixels(p)));
     concurrent.forEach((e, i) => {
