@@ -1,0 +1,44 @@
+import { readFile } from 'node:fs/promises';
+import { loadEnv, runtimeOptions } from '../../config.ts';
+import { Runtime, type CaptionMethod } from '../../inference/runtime.ts';
+import { intFlag, parse, UsageError, type Command } from '../command.ts';
+
+const METHODS = ['greedy', 'beam', 'nucleus'] as const;
+
+export const caption: Command = {
+  summary: 'caption an image file with the model',
+  help: `usage: mira caption FILE [--method greedy|beam|nucleus] [--beams N] [--max-length N] [--bundle DIR] [--json]
+
+examples:
+  mira caption photo.jpg
+  mira caption photo.jpg --method beam --beams 5 --json`,
+  async run(argv) {
+    const { values, positionals } = parse(argv, {
+      method: { type: 'string', default: 'beam' },
+      beams: { type: 'string' },
+      'max-length': { type: 'string' },
+      bundle: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    });
+    const file = positionals[0];
+    if (!file) throw new UsageError('missing FILE');
+    if (!METHODS.includes(values.method as CaptionMethod)) throw new UsageError(`--method must be one of ${METHODS.join(', ')}`);
+    const bytes = await readFile(file).catch(() => {
+      throw new UsageError(`${file}: cannot read the file`);
+    });
+    const env = loadEnv();
+    const rt = await Runtime.open(values.bundle ?? env.MIRA_MODEL_DIR, runtimeOptions(env));
+    try {
+      const c = await rt.caption(bytes, {
+        method: values.method as CaptionMethod,
+        ...(values.beams ? { numBeams: intFlag(values.beams, 'beams', 3) } : {}),
+        ...(values['max-length'] ? { maxLength: intFlag(values['max-length'], 'max-length', 20) } : {}),
+      }).catch((err: Error) => {
+        throw Object.assign(new Error(`${file}: ${err.message}`), { code: (err as { code?: string }).code });
+      });
+      console.log(values.json ? JSON.stringify({ file, caption: c.text, model: rt.id }) : c.text);
+    } finally {
+      await rt.close();
+    }
+  },
+};

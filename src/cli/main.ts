@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+/**
+ * The `mira` command. Exit codes: 0 success, 1 failure, 2 bad usage or bad input (one line naming
+ * the flag, file or field).
+ */
+import { UsageError, type Command } from './command.ts';
+import { caption } from './commands/caption.ts';
+import { demo } from './commands/demo.ts';
+import { models } from './commands/models.ts';
+
+const commands: Record<string, Command> = { demo, caption, models };
+
+function help(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return [
+    'usage: mira <command> [options]',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    'examples:',
+    '  mira demo                          embed sample scenes, search them by text, caption them',
+    '  mira caption photo.jpg --method beam',
+    '  mira models import ./clip-onnx --out models/clip-b32',
+    '',
+    "Run 'mira <command> --help' for a command's options. Exit codes: 0 ok, 1 failure, 2 bad usage or input.",
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`mira: unknown command "${name}" (try mira --help)`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(command.help);
+    return 0;
+  }
+  try {
+    return (await command.run(rest)) ?? 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`mira ${name}: ${err.message}`);
+      return 2;
+    }
+    const e = err as { code?: string; message?: string };
+    console.error(`mira ${name}: ${e.message ?? String(err)}`);
+    return e.code && /^(image_|bundle_)/.test(e.code) ? 2 : 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
