@@ -158,18 +158,28 @@ export class Runtime {
   }
 
   /** ITM of one text against many candidates' token sequences, in batches of maxBatch. */
-  async itmScores(text: string, candidates: Float32Array[]): Promise<ItmScore[]> {
+  itmScores(text: string, candidates: Float32Array[]): Promise<ItmScore[]> {
     return this.itmScoresForIds(this.tokenizer.encodeForItm(text), candidates);
   }
 
-  async itmScoresForIds(ids: number[], candidates: Float32Array[]): Promise<ItmScore[]> {
+  itmScoresForIds(ids: number[], candidates: Float32Array[]): Promise<ItmScore[]> {
+    return this.itmPairs(candidates.map(() => ids), candidates);
+  }
+
+  /** ITM of many texts against one image (image-to-text re-ranking). */
+  itmScoresForTexts(texts: string[], tokens: Float32Array): Promise<ItmScore[]> {
+    return this.itmPairs(texts.map((t) => this.tokenizer.encodeForItm(t)), texts.map(() => tokens));
+  }
+
+  /** Scores pair i = (ids[i], tokens[i]), in batches of maxBatch. */
+  private async itmPairs(ids: number[][], tokens: Float32Array[]): Promise<ItmScore[]> {
     const g = this.requireGraph('itm');
     const out: ItmScore[] = [];
-    for (let start = 0; start < candidates.length; start += this.maxBatch) {
-      const chunk = candidates.slice(start, start + this.maxBatch);
-      const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds(g.inputs, ids, chunk), [g.outputs.logits]);
+    for (let start = 0; start < ids.length; start += this.maxBatch) {
+      const rows = ids.slice(start, start + this.maxBatch);
+      const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds(g.inputs, rows, tokens.slice(start, start + this.maxBatch)), [g.outputs.logits]);
       const logits = res[g.outputs.logits]!.data;
-      for (let i = 0; i < chunk.length; i++) {
+      for (let i = 0; i < rows.length; i++) {
         const l0 = logits[2 * i]!;
         const l1 = logits[2 * i + 1]!;
         out.push({ logit: l1, prob: 1 / (1 + Math.exp(l0 - l1)) });
@@ -244,10 +254,9 @@ export class Runtime {
 
   private groundedFeeds(
     names: { inputIds: string; attentionMask: string; imageEmbeds: string },
-    ids: number[] | number[][],
+    rows: number[][],
     tokens: Float32Array[],
   ): Record<string, WireTensor> {
-    const rows = Array.isArray(ids[0]) ? (ids as number[][]) : tokens.map(() => ids as number[]);
     const batch = this.tokenizer.pad(rows);
     const seq = this.tokenEmbedShape(tokens[0]!.length);
     return {

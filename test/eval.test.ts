@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { corpusBleu4, rankByScore, recallAtK, rerankTopK } from '../src/eval/metrics.ts';
+
+describe('retrieval metrics on hand-made rankings', () => {
+  // Three queries; gallery items 0..3; query q is answered by item q, and query 2 also by item 3
+  // (two images of the same scene).
+  const answers = [[0], [1], [2, 3]];
+  const hit = (q: number, g: number) => answers[q]!.includes(g);
+
+  it('recall@K counts queries with a hit in their first K results', () => {
+    const rankings = [
+      [0, 1, 2, 3], // hit at rank 1
+      [2, 3, 0, 1], // hit at rank 4
+      [1, 3, 0, 2], // hit at rank 2 (item 3 shares the scene)
+    ];
+    expect(recallAtK(rankings, hit, [1, 2, 4])).toEqual({ r1: 1 / 3, r2: 2 / 3, r4: 1 });
+  });
+
+  it('rankByScore sorts by descending score and breaks ties by index', () => {
+    expect(rankByScore([0.1, 0.9, 0.5, 0.9])).toEqual([1, 3, 2, 0]);
+  });
+
+  it('re-ranking reorders only the top k and keeps the rest in ITC order', () => {
+    const itcRanking = [4, 2, 0, 1, 3];
+    // new scores for the top 3 (items 4, 2, 0): item 0 best, then 4, then 2
+    expect(rerankTopK(itcRanking, 3, [0.5, 0.1, 0.9])).toEqual([0, 4, 2, 1, 3]);
+  });
+});
+
+describe('BLEU-4', () => {
+  it('is 1 for a candidate equal to a reference', () => {
+    expect(corpusBleu4(['a small red circle above a large blue square'], [['a small red circle above a large blue square']])).toBeCloseTo(1, 10);
+  });
+
+  it('is 0 when no 4-gram matches', () => {
+    expect(corpusBleu4(['red circle blue square'], [['a square that is blue and a circle']])).toBe(0);
+  });
+
+  it('matches a value worked out by hand', () => {
+    // candidate "a red circle to the left of a blue square" (10 words) against the same with "right":
+    // 1-grams 9/10, 2-grams 7/9, 3-grams 5/8, 4-grams 3/7; equal lengths, so no brevity penalty.
+    const want = Math.exp((Math.log(9 / 10) + Math.log(7 / 9) + Math.log(5 / 8) + Math.log(3 / 7)) / 4);
+    const got = corpusBleu4(['a red circle to the left of a blue square'], [['a red circle to the right of a blue square']]);
+    expect(got).toBeCloseTo(want, 10);
+  });
+
+  it('clips n-gram counts by the most a single reference holds, and penalizes short candidates', () => {
+    const short = corpusBleu4(['a red circle'], [['a red circle above a blue square']]);
+    expect(short).toBe(0); // no 4-grams at all in a 3-word candidate
+    const clipped = corpusBleu4(['the the the the the'], [['the cat is on the mat']]);
+    expect(clipped).toBe(0);
+    const long = corpusBleu4(['a red circle above a blue square'], [['a red circle above a blue square to the left']]);
+    expect(long).toBeCloseTo(Math.exp(1 - 10 / 7), 10);
+  });
+});
