@@ -44,11 +44,14 @@ describe('BLEU-4', () => {
     expect(got).toBeCloseTo(want, 10);
   });
 
-  it('clips n-gram counts by the most a single reference holds, and penalizes short candidates', () => {
-    const short = corpusBleu4(['a red circle'], [['a red circle above a blue square']]);
-    expect(short).toBe(0); // no 4-grams at all in a 3-word candidate
-    const clipped = corpusBleu4(['the the the the the'], [['the cat is on the mat']]);
-    expect(clipped).toBe(0);
+  it('clips n-gram counts by what the reference holds', () => {
+    // "a a a red circle to the" against "a red circle to the left": "a" counts once, not three times.
+    // 1-grams 5/7, 2-grams 4/6, 3-grams 3/5, 4-grams 2/4; the candidate is longer, so no penalty.
+    const want = Math.exp((Math.log(5 / 7) + Math.log(4 / 6) + Math.log(3 / 5) + Math.log(2 / 4)) / 4);
+    expect(corpusBleu4(['a a a red circle to the'], [['a red circle to the left']])).toBeCloseTo(want, 10);
+  });
+
+  it('penalizes candidates shorter than their reference', () => {
     const long = corpusBleu4(['a red circle above a blue square'], [['a red circle above a blue square to the left']]);
     expect(long).toBeCloseTo(Math.exp(1 - 10 / 7), 10);
   });
