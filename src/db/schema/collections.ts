@@ -1,0 +1,17 @@
+import { integer, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { models } from './models.ts';
+
+export const collections = pgTable('collections', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull().unique(),
+  /** The model whose features the collection is searched by (ITC or CLIP). */
+  embedder: text('embedder').notNull().references(() => models.id),
+  /** Optional BLIP model for ITM re-ranking and captions. */
+  reranker: text('reranker').references(() => models.id),
+  captioner: text('captioner').references(() => models.id),
+  dim: integer('dim').notNull(),
+  hnswM: integer('hnsw_m').notNull().default(16),
+  hnswEfConstruction: integer('hnsw_ef_construction').notNull().default(200),
+  hnswEfSearch: integer('hnsw_ef_search').notNull().default(64),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});

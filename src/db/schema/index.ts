@@ -1,0 +1,5 @@
+export { collections } from './collections.ts';
+export { changeSeq, embeddings } from './embeddings.ts';
+export { images, imageStatus } from './images.ts';
+export { jobKinds, jobStates, jobs } from './jobs.ts';
+export { models } from './models.ts';
