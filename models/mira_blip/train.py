@@ -1,0 +1,464 @@
+"""Train Mira's default BLIP from scratch on generated scenes (ITC + ITM + LM, as BLIP), with
+checkpoints, exact resume, JSON progress lines and bundle export. See models/TRAINING.md.
+
+    cd models && /usr/bin/python3 -m mira_blip.train --train ../data/scenes/train --val ../data/scenes/val \\
+        --run runs/default --out default [--budget-min 50 | --steps N] [--seed 0]
+
+stdout: one JSON object per line: {"event": "config"|"prerender"|"profile"|"step"|"eval"|"checkpoint"|
+"export"|"done"|"error", ...}. Exit codes: 0 done, 1 failure, 2 bad arguments or data, 3 torch missing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+except ImportError as e:  # pragma: no cover - depends on the machine
+    print(json.dumps({'event': 'error', 'code': 3, 'message': f'{e}: install with `apt-get install python3-torch python3-numpy python3-pil` and run with MIRA_PYTHON=/usr/bin/python3'}), flush=True)
+    sys.exit(3)
+
+from . import tokenizers as toks
+from .data import PROMPT, GroupBatcher, SceneSplit, WordVocab, normalize
+from .modeling import BlipForTraining, config_from_dict
+
+
+# ------------------------------------------------------------------------------------- logging
+class Log:
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def __call__(self, obj: dict) -> None:
+        line = json.dumps(obj, separators=(',', ':'))
+        print(line, flush=True)
+        if self.path is not None:
+            with open(self.path, 'a') as f:
+                f.write(line + '\n')
+
+
+# -------------------------------------------------------------------------------------- model
+def model_config(a, tj: dict) -> dict:
+    """A blip-parity style config.json (what export.py and modeling.config_from_dict read)."""
+    sp = toks.special_ids(tj)
+    return {
+        'vision': {
+            'image_size': a.image_size, 'patch_size': a.patch, 'hidden_size': a.vision_width,
+            'num_hidden_layers': a.vision_layers, 'num_attention_heads': a.heads,
+            'intermediate_size': a.vision_width * a.mlp_ratio, 'layer_norm_eps': 1e-6, 'hidden_act': 'gelu', 'qkv_bias': True,
+        },
+        'text': {
+            'vocab_size': toks.vocab_size(tj), 'hidden_size': a.text_width, 'num_hidden_layers': a.text_layers,
+            'num_attention_heads': a.heads, 'intermediate_size': a.text_width * a.mlp_ratio,
+            'max_position_embeddings': a.max_len, 'layer_norm_eps': 1e-12, 'hidden_act': 'gelu',
+            'add_cross_attention': True, 'encoder_hidden_size': a.vision_width, 'hidden_dropout_prob': 0.0,
+            'attention_probs_dropout_prob': 0.0, 'pad_token_id': sp['pad'], 'type_vocab_size': 2, 'initializer_range': 0.02,
+        },
+        'projection_dim': a.embed_dim,
+        'bos_token_id': sp['bos'], 'enc_token_id': sp['enc'], 'sep_token_id': sp['eos'], 'pad_token_id': sp['pad'],
+        'cls_token_id': sp['cls'],
+    }
+
+
+@torch.no_grad()
+def init_weights(model: torch.nn.Module, std: float = 0.02) -> None:
+    """BERT / timm-ViT style init: N(0, 0.02) for linear, conv and embedding weights, zero biases,
+    LayerNorm (1, 0), ViT class and position embeddings N(0, 0.02)."""
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
+            m.weight.normal_(0, std)
+            if m.bias is not None:
+                m.bias.zero_()
+        elif isinstance(m, torch.nn.Embedding):
+            m.weight.normal_(0, std)
+            if m.padding_idx is not None:
+                m.weight[m.padding_idx].zero_()
+        elif isinstance(m, torch.nn.LayerNorm):
+            m.weight.fill_(1.0)
+            m.bias.zero_()
+    emb = model.vision_model.embeddings
+    emb.class_embedding.normal_(0, std)
+    emb.position_embedding.normal_(0, std)
+    model.text_decoder.cls.predictions.bias.zero_()
+
+
+def share_text_weights(model: BlipForTraining) -> None:
+    """BLIP pre-training's parameter sharing (blip_pretrain.py, tie_encoder_decoder_weights with
+    skip key '/attention'): the decoder shares the encoder's embeddings, cross-attention and
+    feed-forward layers; only the causal self-attention is its own. The LM loss then trains the
+    cross-attention that ITM uses from the first step. Export copies the shared tensors under both
+    HF key sets (text_encoder.* and text_decoder.bert.*)."""
+    enc, dec = model.text_encoder, model.text_decoder.bert
+    dec.embeddings = enc.embeddings
+    for le, ld in zip(enc.encoder.layer, dec.encoder.layer):
+        ld.crossattention = le.crossattention
+        ld.intermediate = le.intermediate
+        ld.output = le.output
+    model.text_decoder.tie_weights()
+
+
+class AmpLayerNorm(torch.nn.LayerNorm):
+    """LayerNorm that accepts bfloat16 input under CPU autocast (torch 1.13's CPU layer_norm wants
+    input and weight of one dtype): computes in float32. Same parameters and state-dict keys."""
+
+    def forward(self, x):
+        return F.layer_norm(x.float(), self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+def amp_layernorms(model: torch.nn.Module) -> None:
+    for m in model.modules():
+        if type(m) is torch.nn.LayerNorm:
+            m.__class__ = AmpLayerNorm
+
+
+def build_model(cfg_dict: dict, share: bool, seed: int) -> BlipForTraining:
+    torch.manual_seed(seed)
+    model = BlipForTraining(config_from_dict(cfg_dict))
+    init_weights(model)
+    amp_layernorms(model)
+    if share:
+        share_text_weights(model)
+    return model
+
+
+# ------------------------------------------------------------------------------------- losses
+def autocast(device: str, enabled: bool):
+    return torch.autocast(device_type='cuda' if device.startswith('cuda') else 'cpu', dtype=torch.bfloat16, enabled=enabled)
+
+
+def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True):
+    """BLIP's three losses on one batch. Returns (dict of scalar losses, stats)."""
+    key = b['key']
+    pos = key[:, None] == key[None, :]  # same scene = positive (BLIP retrieval's idx rule)
+    with autocast(device, amp):
+        img = model.image_embeds(normalize(b['pixels']))
+        img_feat = model.image_feat(img)
+        txt_feat = model.text_feat(b['ids'], b['mask'])
+    img_feat, txt_feat = img_feat.float(), txt_feat.float()
+    sim_i2t, sim_t2i = model.itc_logits(img_feat, txt_feat)
+    tgt = pos.float() / pos.float().sum(1, keepdim=True)
+    l_itc = (-(F.log_softmax(sim_i2t, 1) * tgt).sum(1).mean() - (F.log_softmax(sim_t2i, 1) * tgt).sum(1).mean()) / 2
+
+    # ITM hard negatives: sampled from the in-batch ITC softmax, never the same scene (BLIP)
+    n = key.shape[0]
+    with torch.no_grad():
+        w_i2t = F.softmax(sim_i2t.detach(), 1).masked_fill(pos, 0) + 1e-9 * (~pos)
+        w_t2i = F.softmax(sim_t2i.detach(), 1).masked_fill(pos, 0) + 1e-9 * (~pos)
+        ok = (~pos).any(1)
+        w_i2t[~ok] = 1.0  # a row with only positives (never in practice): any text, dropped below
+        w_t2i[~ok] = 1.0
+        neg_txt = torch.multinomial(w_i2t.cpu(), 1, generator=gen).squeeze(1).to(key.device)
+        neg_img = torch.multinomial(w_t2i.cpu(), 1, generator=gen).squeeze(1).to(key.device)
+    enc_ids = b['ids'].clone()
+    enc_ids[:, 0] = vocab.enc
+    ids_parts = [enc_ids, enc_ids[ok], enc_ids[neg_txt][ok]]
+    mask_parts = [b['mask'], b['mask'][ok], b['mask'][neg_txt][ok]]
+    img_idx = [torch.arange(n, device=key.device), neg_img[ok], torch.arange(n, device=key.device)[ok]]
+    n_pos = n
+    if swap_negatives and 'neg_ids' in b:
+        ids_parts.append(b['neg_ids'])
+        mask_parts.append(b['neg_mask'])
+        img_idx.append(b['neg_rows'])
+    t = max(x.shape[1] for x in ids_parts)
+    itm_ids = torch.cat([F.pad(x, (0, t - x.shape[1])) for x in ids_parts])
+    itm_mask = torch.cat([F.pad(x, (0, t - x.shape[1])) for x in mask_parts])
+    itm_img_idx = torch.cat(img_idx)
+    labels = torch.zeros(itm_ids.shape[0], dtype=torch.long, device=key.device)
+    labels[:n_pos] = 1
+    with autocast(device, amp):
+        itm_logits = model.itm_logits(itm_ids, itm_mask, img[itm_img_idx])
+        lm_logits = model.decoder_logits(b['lm_ids'], b['lm_mask'], img)
+    itm_logits = itm_logits.float()
+    l_itm = F.cross_entropy(itm_logits, labels)
+    shifted = lm_logits[:, :-1].float()
+    l_lm = F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), b['lm_labels'][:, 1:].reshape(-1), ignore_index=-100, label_smoothing=0.1)
+    with torch.no_grad():
+        pred = itm_logits.argmax(1)
+        stats = {
+            'itm_acc_pos': float((pred[:n_pos] == 1).float().mean()),
+            'itm_acc_neg': float((pred[n_pos:] == 0).float().mean()),
+            'itc_acc': float(pos[torch.arange(n, device=key.device), sim_t2i.argmax(1)].float().mean()),
+            'itm_pairs': int(itm_ids.shape[0]),
+        }
+    return {'itc': l_itc, 'itm': l_itm, 'lm': l_lm}, stats
+
+
+def lr_at(step: int, total: int, warmup: int, base: float, final_ratio: float) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    p = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def make_optimizer(model, lr: float, wd: float):
+    decay, no_decay = [], []
+    seen = set()
+    for name, p in model.named_parameters():
+        if id(p) in seen or not p.requires_grad:
+            continue
+        seen.add(id(p))
+        (no_decay if p.ndim < 2 or 'embedding' in name or name == 'temp' else decay).append(p)
+    return torch.optim.AdamW([{'params': decay, 'weight_decay': wd}, {'params': no_decay, 'weight_decay': 0.0}], lr=lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+# --------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(path: Path, model, opt, step: int, state: dict) -> None:
+    tmp = path.with_suffix('.tmp')
+    torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'step': step, 'state': state,
+                'torch_rng': torch.get_rng_state()}, tmp)
+    os.replace(tmp, path)
+
+
+# -------------------------------------------------------------------------------------- export
+def save_weights(model: BlipForTraining, cfg_dict: dict, tj: dict, d: Path) -> None:
+    from .safetensors_io import save_file
+
+    d.mkdir(parents=True, exist_ok=True)
+    meta = {'format': 'pt', 'trained_by': 'mira_blip.train'}
+    save_file({k: v.detach().float().clone().contiguous() for k, v in model.retrieval_state_dict().items()}, d / 'retrieval.safetensors', meta)
+    save_file({k: v.detach().float().clone().contiguous() for k, v in model.captioning_state_dict().items()}, d / 'captioning.safetensors', meta)
+    (d / 'config.json').write_text(json.dumps(cfg_dict, indent=1))
+    toks.write(tj, d / 'tokenizer.json')
+
+
+def export_bundle(weights_dir: Path, out: Path, name: str, version: str, max_len: int, caption: dict, about: dict, fp16: bool = False) -> None:
+    """Runs helper export (mira_blip.export) on saved weights, then sets the captioning defaults
+    and the provenance (`about`) in the manifest."""
+    from . import export
+
+    args = ['--retrieval', str(weights_dir / 'retrieval.safetensors'), '--captioning', str(weights_dir / 'captioning.safetensors'),
+            '--config', str(weights_dir / 'config.json'), '--tokenizer', str(weights_dir / 'tokenizer.json'),
+            '--out', str(out), '--name', name, '--version', version, '--max-text-len', str(max_len)]
+    if fp16:
+        args.append('--fp16')
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = export.main(args)
+    if rc not in (0, None):
+        raise RuntimeError(f'export failed ({rc}): {buf.getvalue()}')
+    mpath = out / 'manifest.json'
+    m = json.loads(mpath.read_text())
+    m['caption'] = caption
+    m['about'] = {**m.get('about', {}), **about}
+    mpath.write_text(json.dumps(m, indent=2) + '\n')
+
+
+# ---------------------------------------------------------------------------------------- main
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = ap.add_argument_group('data')
+    g.add_argument('--train', type=Path, required=True, help='training split folder (seed 1)')
+    g.add_argument('--val', type=Path, required=True, help='validation split folder (seed 2)')
+    g.add_argument('--run', type=Path, required=True, help='run folder: checkpoint, log.jsonl, weights')
+    g.add_argument('--out', type=Path, help='bundle folder to export into when training ends')
+    g = ap.add_argument_group('model')
+    g.add_argument('--image-size', type=int, default=64)
+    g.add_argument('--patch', type=int, default=8)
+    g.add_argument('--vision-width', type=int, default=128)
+    g.add_argument('--vision-layers', type=int, default=4)
+    g.add_argument('--text-width', type=int, default=128)
+    g.add_argument('--text-layers', type=int, default=4)
+    g.add_argument('--heads', type=int, default=4)
+    g.add_argument('--mlp-ratio', type=int, default=4)
+    g.add_argument('--embed-dim', type=int, default=128)
+    g.add_argument('--max-len', type=int, default=40, help='tokens, special tokens included (tokenizer.maxLength)')
+    g.add_argument('--no-share', action='store_true', help='separate decoder (default: BLIP pre-training sharing)')
+    g = ap.add_argument_group('optimisation')
+    g.add_argument('--batch', type=int, default=128)
+    g.add_argument('--lr', type=float, default=1e-3)
+    g.add_argument('--wd', type=float, default=0.05)
+    g.add_argument('--warmup', type=int, default=300)
+    g.add_argument('--final-lr-ratio', type=float, default=0.05)
+    g.add_argument('--steps', type=int, help='total steps (fixes the schedule; overrides --budget-min)')
+    g.add_argument('--budget-min', type=float, default=50.0, help='training wall-clock budget; sets the step count from measured s/step')
+    g.add_argument('--w-itc', type=float, default=1.0)
+    g.add_argument('--w-itm', type=float, default=1.0)
+    g.add_argument('--w-lm', type=float, default=1.0)
+    g.add_argument('--no-swap-negatives', action='store_true', help='ITM without the swapped-caption text negatives')
+    g.add_argument('--seed', type=int, default=0)
+    g = ap.add_argument_group('machine')
+    g.add_argument('--device', default='auto', help='auto|cpu|cuda')
+    g.add_argument('--threads', type=int, default=0, help='torch threads (0: all cores)')
+    g.add_argument('--amp', choices=['auto', 'bf16', 'off'], default='auto', help='bfloat16 autocast (auto: on for CUDA bf16 / CPUs with avx512_bf16 or amx)')
+    g = ap.add_argument_group('evaluation and checkpoints')
+    g.add_argument('--evals', type=int, default=8, help='validation passes during training')
+    g.add_argument('--eval-n', type=int, default=500, help='validation images per pass during training')
+    g.add_argument('--final-eval-n', type=int, default=1000)
+    g.add_argument('--log-every', type=int, default=25)
+    g.add_argument('--ckpt-min', type=float, default=3.0, help='minutes between checkpoints')
+    g.add_argument('--name', default='mira-blip-scenes')
+    g.add_argument('--version', default='1')
+    g.add_argument('--fp16-graphs', action='store_true')
+    g.add_argument('--profile', type=int, default=0, help='only time N steps and exit')
+    return ap.parse_args(argv)
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path('/proc/cpuinfo').read_text()
+    except OSError:
+        return False
+    return 'avx512_bf16' in flags or 'amx_bf16' in flags
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    device = ('cuda' if torch.cuda.is_available() else 'cpu') if a.device == 'auto' else a.device
+    torch.set_num_threads(a.threads or os.cpu_count() or 1)
+    amp = {'bf16': True, 'off': False}.get(a.amp, (torch.cuda.is_bf16_supported() if device.startswith('cuda') else cpu_has_bf16()))
+    a.run.mkdir(parents=True, exist_ok=True)
+    log = Log(a.run / 'log.jsonl')
+    ckpt_path = a.run / 'checkpoint.pt'
+
+    resume = torch.load(ckpt_path, map_location='cpu') if ckpt_path.is_file() and not a.profile else None
+    if resume is not None:
+        saved = resume['state']['args']
+        for k, v in saved.items():  # the run's own settings win over the command line
+            if k not in ('budget_min', 'device', 'threads', 'out', 'profile'):
+                setattr(a, k, Path(v) if k in ('train', 'val', 'run') and v is not None else v)
+
+    # data
+    for d in (a.train, a.val):
+        if not (d / 'captions.jsonl').is_file():
+            log({'event': 'error', 'code': 2, 'message': f'{d}/captions.jsonl: missing (npm run data:scenes)'})
+            return 2
+    meta = json.loads((a.train / 'dataset.json').read_text())
+    tj = toks.from_words(meta['vocabulary'])
+    vocab = WordVocab.from_tokenizer(tj)
+    t0 = time.time()
+    train = SceneSplit(a.train, a.image_size, vocab, hard_negatives=not a.no_swap_negatives, workers=os.cpu_count() or 1, log=log)
+    val = SceneSplit(a.val, a.image_size, vocab, workers=os.cpu_count() or 1, log=log)
+    longest = max(len(train.cap_tokens.get(j)) for j in range(len(train.cap_tokens)))
+    if longest + len(vocab.encode_words(PROMPT)) + 2 > a.max_len:
+        log({'event': 'error', 'code': 2, 'message': f'--max-len {a.max_len} is too short for the longest caption ({longest} words + prompt)'})
+        return 2
+    max_new = longest + 4
+    log({'event': 'data', 'train': len(train), 'val': len(val), 'train_captions': len(train.cap_text),
+         'hard_negative_captions': int(len(train.neg_tokens)) if train.neg_tokens is not None else 0,
+         'vocab': len(vocab), 'longest_caption_words': longest, 'prep_s': round(time.time() - t0, 1)})
+
+    cfg_dict = model_config(a, tj)
+    model = build_model(cfg_dict, not a.no_share, a.seed).to(device)
+    opt = make_optimizer(model, a.lr, a.wd)
+    batcher = GroupBatcher(train, a.batch, a.seed)
+    step, state = 0, {'args': {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}, 'total': a.steps, 'evals': [], 'train_s': 0.0}
+    if resume is not None:
+        model.load_state_dict(resume['model'])
+        if not a.no_share:
+            share_text_weights(model)  # load copies values; keep the modules shared
+        opt.load_state_dict(resume['opt'])
+        torch.set_rng_state(resume['torch_rng'])
+        step, state = resume['step'], resume['state']
+        log({'event': 'resume', 'step': step, 'total': state['total']})
+    n_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    log({'event': 'config', 'device': device, 'amp_bf16': amp, 'threads': torch.get_num_threads(), 'params': n_params,
+         'model': cfg_dict, 'args': state['args']})
+
+    from .evaluate import evaluate
+
+    def run_eval(n, final=False):
+        te = time.time()
+        res = evaluate(model, val, n, a.max_len, max_new, device=device, amp=amp and not final)
+        res.update(event='eval', step=step, final=final)
+        log(res)
+        return res, time.time() - te
+
+    model.train()
+    last_ckpt = time.time()
+    seg_start, seg_steps = time.time(), 0
+    t_prof = None
+    while True:
+        total = state['total']
+        if total is not None and step >= total:
+            break
+        if a.profile and step >= a.profile:
+            break
+        if total is None and step == 20:  # budget mode: size the run from the measured speed
+            s_per_step = (time.time() - t_prof) / 15
+            # eval cost: one training-size pass, measured now (also the step-0-ish curve point)
+            _, eval_s = run_eval(a.eval_n)
+            budget = a.budget_min * 60 - state['train_s'] - (a.evals * eval_s)
+            total = state['total'] = max(step + 100, int(budget / s_per_step) // 50 * 50)
+            log({'event': 'profile', 's_per_step': round(s_per_step, 3), 'eval_s': round(eval_s, 1), 'total_steps': total})
+        if step == 5:
+            t_prof = time.time()
+        lr = lr_at(step, total or 10**9, a.warmup, a.lr, a.final_lr_ratio)
+        for gp in opt.param_groups:
+            gp['lr'] = lr
+        b = batcher.batch(step, a.max_len, device)
+        gen = torch.Generator().manual_seed(a.seed * 1_000_003 + step)
+        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives)
+        loss = a.w_itc * losses['itc'] + a.w_itm * losses['itm'] + a.w_lm * losses['lm']
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        model.clamp_temp()
+        step += 1
+        seg_steps += 1
+        if step % a.log_every == 0 or step == 1:
+            now = time.time()
+            state['train_s'] += now - seg_start
+            sps = (now - seg_start) / max(1, seg_steps)
+            seg_start, seg_steps = now, 0
+            log({'event': 'step', 'step': step, 'total': total, 'lr': round(lr, 7), 'loss': round(float(loss), 4),
+                 **{k: round(float(v), 4) for k, v in losses.items()}, 'temp': round(float(model.temp), 4), 'grad_norm': round(float(gn), 3),
+                 **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}, 's_per_step': round(sps, 3),
+                 'elapsed_min': round(state['train_s'] / 60, 2)})
+        if total is not None and a.evals and step % max(1, total // a.evals) == 0 and step < total:
+            res, _ = run_eval(a.eval_n)
+            state['evals'].append(res)
+            seg_start = time.time()
+        if time.time() - last_ckpt > a.ckpt_min * 60:
+            save_checkpoint(ckpt_path, model, opt, step, state)
+            log({'event': 'checkpoint', 'step': step, 'path': str(ckpt_path)})
+            last_ckpt = time.time()
+            seg_start = time.time()
+
+    if a.profile:
+        return 0
+    save_checkpoint(ckpt_path, model, opt, step, state)
+    log({'event': 'checkpoint', 'step': step, 'path': str(ckpt_path)})
+    model.eval()
+    final, _ = run_eval(a.final_eval_n, final=True)
+    state['final'] = final
+    save_weights(model, cfg_dict, tj, a.run / 'weights')
+    if a.out:
+        about = {
+            'trainedBy': 'models/mira_blip/train.py (npm run train:default)',
+            'training': {k: v for k, v in state['args'].items() if k not in ('run', 'out', 'profile', 'threads', 'device')},
+            'steps': step, 'trainMinutes': round(state['train_s'] / 60, 1), 'params': n_params,
+            'data': {'train': len(train), 'val': len(val), 'trainDataset': meta.get('generator'), 'trainSeed': meta.get('seed')},
+            'validation': {k: final[k] for k in final if k not in ('event', 'step', 'final', 'examples')},
+            'validationNote': 'Python validation on seed-2 images (mira_blip/evaluate.py); the official figures come from npm run eval',
+        }
+        caption = {'prompt': PROMPT, 'maxLength': max_new, 'minLength': 1, 'numBeams': 1, 'repetitionPenalty': 1.0}
+        export_bundle(a.run / 'weights', a.out, a.name, a.version, a.max_len, caption, about, a.fp16_graphs)
+        from .plot import write_curves
+
+        write_curves(a.run / 'log.jsonl', a.out / 'training-curves.svg')
+        log({'event': 'export', 'out': str(a.out)})
+    log({'event': 'done', 'step': step, 'train_min': round(state['train_s'] / 60, 1)})
+    return 0
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except SystemExit:
+        raise
+    except BaseException as e:  # noqa: BLE001
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        print(json.dumps({'event': 'error', 'code': 1, 'message': f'{type(e).__name__}: {e}'}), flush=True)
+        sys.exit(1)
