@@ -428,20 +428,47 @@ export function resizeRgb(src: RgbImage, kernel: Kernel, region: ResizeRegion): 
   // `mid` holds rows [yFirst, yLast) of the horizontally resized image, columns [left, left + cw).
   const mid = new Uint8Array(rows * cw * 3);
   if (needH) {
-    const wh = axisWeights(kernel, inW, outW);
-    const { bounds, coeffs, ksize } = wh;
-    for (let r = 0; r < rows; r++) {
-      const rowIn = (yFirst + r) * inW * 3;
-      let o = r * cw * 3;
+    const { bounds, coeffs, ksize } = axisWeights(kernel, inW, outW);
+    const rowStride = inW * 3;
+    const midStride = cw * 3;
+    // Two rows per iteration share the weight loads (~30% faster in V8). int32 arithmetic, as in
+    // Pillow: the sums stay well inside 32 bits.
+    let r = 0;
+    for (; r + 1 < rows; r += 2) {
+      const rowIn = (yFirst + r) * rowStride;
+      let o = r * midStride;
+      let o2 = o + midStride;
       for (let xx = left; xx < left + cw; xx++) {
-        const xmin = bounds[xx * 2]!;
         const n = bounds[xx * 2 + 1]!;
         const kb = xx * ksize;
-        let s0 = HALF;
-        let s1 = HALF;
-        let s2 = HALF;
-        let p = rowIn + xmin * 3;
-        // int32 arithmetic, as in Pillow (the sums stay well inside 32 bits)
+        let s0 = HALF, s1 = HALF, s2 = HALF, t0 = HALF, t1 = HALF, t2 = HALF;
+        let p = rowIn + bounds[xx * 2]! * 3;
+        for (let x = 0; x < n; x++, p += 3) {
+          const kv = coeffs[kb + x]!;
+          const q = p + rowStride;
+          s0 = (s0 + Math.imul(input[p]!, kv)) | 0;
+          s1 = (s1 + Math.imul(input[p + 1]!, kv)) | 0;
+          s2 = (s2 + Math.imul(input[p + 2]!, kv)) | 0;
+          t0 = (t0 + Math.imul(input[q]!, kv)) | 0;
+          t1 = (t1 + Math.imul(input[q + 1]!, kv)) | 0;
+          t2 = (t2 + Math.imul(input[q + 2]!, kv)) | 0;
+        }
+        mid[o++] = clip8(s0);
+        mid[o++] = clip8(s1);
+        mid[o++] = clip8(s2);
+        mid[o2++] = clip8(t0);
+        mid[o2++] = clip8(t1);
+        mid[o2++] = clip8(t2);
+      }
+    }
+    for (; r < rows; r++) {
+      const rowIn = (yFirst + r) * rowStride;
+      let o = r * midStride;
+      for (let xx = left; xx < left + cw; xx++) {
+        const n = bounds[xx * 2 + 1]!;
+        const kb = xx * ksize;
+        let s0 = HALF, s1 = HALF, s2 = HALF;
+        let p = rowIn + bounds[xx * 2]! * 3;
         for (let x = 0; x < n; x++, p += 3) {
           const kv = coeffs[kb + x]!;
           s0 = (s0 + Math.imul(input[p]!, kv)) | 0;
@@ -475,10 +502,29 @@ export function resizeRgb(src: RgbImage, kernel: Kernel, region: ResizeRegion): 
     const n = bounds[yy * 2 + 1]!;
     const kb = yy * ksize;
     let o = (yy - top) * cw * 3;
-    for (let i = 0; i < cw * 3; i += 3) {
-      let s0 = HALF;
-      let s1 = HALF;
-      let s2 = HALF;
+    let i = 0;
+    // two pixels per iteration share the weight loads
+    for (; i + 5 < cw * 3; i += 6) {
+      let s0 = HALF, s1 = HALF, s2 = HALF, t0 = HALF, t1 = HALF, t2 = HALF;
+      let p = ymin * stride + i;
+      for (let y = 0; y < n; y++, p += stride) {
+        const kv = coeffs[kb + y]!;
+        s0 = (s0 + Math.imul(mid[p]!, kv)) | 0;
+        s1 = (s1 + Math.imul(mid[p + 1]!, kv)) | 0;
+        s2 = (s2 + Math.imul(mid[p + 2]!, kv)) | 0;
+        t0 = (t0 + Math.imul(mid[p + 3]!, kv)) | 0;
+        t1 = (t1 + Math.imul(mid[p + 4]!, kv)) | 0;
+        t2 = (t2 + Math.imul(mid[p + 5]!, kv)) | 0;
+      }
+      out[o++] = clip8(s0);
+      out[o++] = clip8(s1);
+      out[o++] = clip8(s2);
+      out[o++] = clip8(t0);
+      out[o++] = clip8(t1);
+      out[o++] = clip8(t2);
+    }
+    for (; i < cw * 3; i += 3) {
+      let s0 = HALF, s1 = HALF, s2 = HALF;
       let p = ymin * stride + i;
       for (let y = 0; y < n; y++, p += stride) {
         const kv = coeffs[kb + y]!;
