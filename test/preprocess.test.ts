@@ -143,37 +143,35 @@ describe('PIL parity (fixtures from test/fixtures/pil/make_pil_fixtures.py)', ()
   });
 });
 
-describe.skipIf(!hasShared)(
-  `BLIP reference transform (${hasShared ? sharedPreprocess : `skipped: ${sharedPreprocess} is absent`})`,
-  () => {
-    const expected = hasShared
-      ? (JSON.parse(readFileSync(join(sharedPreprocess, 'preprocess_expected.json'), 'utf8')) as {
-          mean: [number, number, number];
-          std: [number, number, number];
-          pixel_values: Record<string, number[][][]>;
-        })
-      : { mean: CLIP_MEAN, std: CLIP_STD, pixel_values: {} };
-    const names = Object.keys(expected.pixel_values);
+describe('BLIP reference transform (../shared/reference/blip-parity/preprocess)', () => {
+  const skipReason = hasShared ? '' : ` [skipped: ${sharedPreprocess} is absent]`;
+  const expected = hasShared
+    ? (JSON.parse(readFileSync(join(sharedPreprocess, 'preprocess_expected.json'), 'utf8')) as {
+        mean: [number, number, number];
+        std: [number, number, number];
+        pixel_values: Record<string, number[][][]>;
+      })
+    : { mean: CLIP_MEAN, std: CLIP_STD, pixel_values: {} as Record<string, number[][][]> };
+  const names = hasShared ? Object.keys(expected.pixel_values) : ['photo', 'gray', 'alpha'];
 
-    it.each(names.length ? names : ['(none)'])('%s.png matches BLIP Resize((32,32), BICUBIC) + Normalize', async (name) => {
-      const spec = preprocessSpec.parse({ size: 32, resize: 'squash', kernel: 'bicubic', mean: expected.mean, std: expected.std, alpha: { mode: 'drop' } });
-      const ours = await toPixelValues(readFileSync(join(sharedPreprocess, `${name}.png`)), spec, limits);
-      const ref = expected.pixel_values[name]!.flat(2);
-      expect(ref.length).toBe(ours.length);
-      let sum = 0;
-      let max = 0;
-      for (let i = 0; i < ref.length; i++) {
-        const c = Math.floor(i / 1024);
-        const d = Math.abs(ours[i]! - ref[i]!) * expected.std[c]! * 255;
-        sum += d;
-        max = Math.max(max, d);
-      }
-      // eslint-disable-next-line no-console
-      console.log(`blip-parity preprocess ${name}: mean |Δ| ${(sum / ref.length).toFixed(4)}/255, max ${max.toFixed(4)}/255`);
-      expect(sum / ref.length).toBeLessThanOrEqual(1);
-    });
-  },
-);
+  it.skipIf(!hasShared).each(names)(`%s.png matches BLIP Resize((32,32), BICUBIC) + Normalize${skipReason}`, async (name) => {
+    const spec = preprocessSpec.parse({ size: 32, resize: 'squash', kernel: 'bicubic', mean: expected.mean, std: expected.std, alpha: { mode: 'drop' } });
+    const ours = await toPixelValues(readFileSync(join(sharedPreprocess, `${name}.png`)), spec, limits);
+    const ref = expected.pixel_values[name]!.flat(2);
+    expect(ref.length).toBe(ours.length);
+    let sum = 0;
+    let max = 0;
+    for (let i = 0; i < ref.length; i++) {
+      const c = Math.floor(i / 1024);
+      const d = Math.abs(ours[i]! - ref[i]!) * expected.std[c]! * 255;
+      sum += d;
+      max = Math.max(max, d);
+    }
+    // eslint-disable-next-line no-console
+    console.log(`blip-parity preprocess ${name}: mean |Δ| ${(sum / ref.length).toFixed(4)}/255, max ${max.toFixed(4)}/255`);
+    expect(sum / ref.length).toBeLessThanOrEqual(1);
+  });
+});
 if (!hasShared) {
   // eslint-disable-next-line no-console
   console.warn(`preprocess.test.ts: BLIP reference checks skipped: ${sharedPreprocess} does not exist`);
