@@ -1,0 +1,55 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { readManifest } from '../inference/bundle.ts';
+import type { Manifest } from '../inference/manifest.ts';
+import { Runtime, type RuntimeOptions } from '../inference/runtime.ts';
+
+/** sha256 over the manifest, the tokenizer and every graph, in a fixed order. */
+export async function bundleChecksum(dir: string, manifest?: Manifest): Promise<string> {
+  const m = manifest ?? (await readManifest(dir));
+  const files = ['manifest.json', m.tokenizer.file, ...Object.values(m.graphs).flatMap((g) => (g ? [g.file] : []))].sort();
+  const hash = createHash('sha256');
+  for (const f of files) {
+    hash.update(`${f}\0`);
+    for await (const chunk of createReadStream(join(dir, f))) hash.update(chunk as Buffer);
+  }
+  return hash.digest('hex');
+}
+
+export const modelId = (m: Pick<Manifest, 'name' | 'version'>) => `${m.name}@${m.version}`;
+
+/**
+ * Open runtimes by model id, shared by everything in the process: one worker pool per model,
+ * opened on first use.
+ */
+export class RuntimeCache {
+  private readonly open = new Map<string, Promise<Runtime>>();
+
+  constructor(private readonly opts: RuntimeOptions) {}
+
+  get(id: string, dir: string): Promise<Runtime> {
+    let rt = this.open.get(id);
+    if (!rt) {
+      rt = Runtime.open(resolve(dir), this.opts).then((r) => {
+        if (r.id !== id) throw new Error(`${dir}: the bundle is ${r.id}, not ${id}`);
+        return r;
+      });
+      this.open.set(id, rt);
+      rt.catch(() => this.open.delete(id));
+    }
+    return rt;
+  }
+
+  /** Runtimes already open (metrics, readiness). */
+  async loaded(): Promise<Runtime[]> {
+    const all = await Promise.allSettled(this.open.values());
+    return all.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  }
+
+  async close(): Promise<void> {
+    const all = await this.loaded();
+    this.open.clear();
+    await Promise.all(all.map((r) => r.close()));
+  }
+}
