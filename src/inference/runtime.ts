@@ -18,6 +18,8 @@ export interface RuntimeOptions extends PoolOptions {
   onBatch?: (graph: GraphName, e: BatchEvent) => void;
   /** Called once for warnings such as a CUDA fallback. */
   onWarning?: (message: string) => void;
+  /** A pool shared with other runtimes (sessions are per graph file); closing this runtime leaves it open. */
+  pool?: InferencePool;
 }
 
 export interface ImageEmbedding {
@@ -68,6 +70,7 @@ export class Runtime {
     private readonly pool: InferencePool,
     readonly provider: string,
     opts: RuntimeOptions,
+    private readonly ownsPool: boolean,
   ) {
     this.maxBatch = opts.maxBatch ?? 32;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
@@ -79,7 +82,7 @@ export class Runtime {
   static async open(dir: string, opts: RuntimeOptions = {}): Promise<Runtime> {
     const manifest = await readManifest(dir);
     const tokenizer = await TextTokenizer.load(join(dir, manifest.tokenizer.file), manifest);
-    const pool = new InferencePool(opts);
+    const pool = opts.pool ?? new InferencePool(opts);
     try {
       let provider = 'cpu';
       for (const [name, graph] of Object.entries(manifest.graphs)) {
@@ -92,11 +95,11 @@ export class Runtime {
         provider = info.provider;
       }
       if (opts.executionProvider === 'cuda' && provider !== 'cuda') opts.onWarning?.(`falling back to ${provider}`);
-      const runtime = new Runtime(dir, manifest, tokenizer, pool, provider, opts);
+      const runtime = new Runtime(dir, manifest, tokenizer, pool, provider, opts, !opts.pool);
       await runtime.probe();
       return runtime;
     } catch (err) {
-      await pool.close();
+      if (!opts.pool) await pool.close();
       throw err;
     }
   }
@@ -131,8 +134,8 @@ export class Runtime {
     return this.pool.size;
   }
 
-  close(): Promise<void> {
-    return this.pool.close();
+  async close(): Promise<void> {
+    if (this.ownsPool) await this.pool.close();
   }
 
   /** Decodes, validates and preprocesses one encoded image, in a worker thread. */

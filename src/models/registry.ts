@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readManifest } from '../inference/bundle.ts';
 import type { Manifest } from '../inference/manifest.ts';
+import { InferencePool } from '../inference/pool.ts';
 import { Runtime, type RuntimeOptions } from '../inference/runtime.ts';
 
 /** sha256 over the manifest, the tokenizer and every graph, in a fixed order. */
@@ -20,18 +21,21 @@ export async function bundleChecksum(dir: string, manifest?: Manifest): Promise<
 export const modelId = (m: Pick<Manifest, 'name' | 'version'>) => `${m.name}@${m.version}`;
 
 /**
- * Open runtimes by model id, shared by everything in the process: one worker pool per model,
- * opened on first use.
+ * Open runtimes by model id, shared by everything in the process. All of them run on one worker
+ * pool, so two models do not double the threads; each is opened on first use.
  */
 export class RuntimeCache {
   private readonly open = new Map<string, Promise<Runtime>>();
+  private readonly pool: InferencePool;
 
-  constructor(private readonly opts: RuntimeOptions) {}
+  constructor(private readonly opts: RuntimeOptions) {
+    this.pool = new InferencePool(opts);
+  }
 
   get(id: string, dir: string): Promise<Runtime> {
     let rt = this.open.get(id);
     if (!rt) {
-      rt = Runtime.open(resolve(dir), this.opts).then((r) => {
+      rt = Runtime.open(resolve(dir), { ...this.opts, pool: this.pool }).then((r) => {
         if (r.id !== id) throw new Error(`${dir}: the bundle is ${r.id}, not ${id}`);
         return r;
       });
@@ -51,5 +55,6 @@ export class RuntimeCache {
     const all = await this.loaded();
     this.open.clear();
     await Promise.all(all.map((r) => r.close()));
+    await this.pool.close();
   }
 }
