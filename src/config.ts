@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { invalidAllowlistEntry } from './ingest/ip.ts';
 
 export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 export const DEFAULT_MODEL_DIR = resolve(ROOT, 'models/default');
@@ -24,6 +25,22 @@ export const envSchema = z.object({
   MIRA_INFERENCE_NICE: int(0).max(19).default(10),
   /** Python with PyTorch, for training, export and fine-tuning. Debian's has torch; pyenv's may not. */
   MIRA_PYTHON: z.string().default(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'),
+  // Ingestion limits (src/ingest/README.md)
+  MIRA_MAX_IMAGE_BYTES: int(1).default(50 * 1024 * 1024),
+  /** Width × height, refused from the header before any pixel is decoded. */
+  MIRA_MAX_IMAGE_PIXELS: int(1).default(40_000_000),
+  MIRA_DECODE_TIMEOUT_MS: int(1).default(10_000),
+  /** The folder server-side paths and manifests must lie in; unset, path ingestion is refused. */
+  MIRA_INGEST_ROOT: z.string().min(1).optional(),
+  /** Comma-separated host names, addresses and CIDRs that URL ingestion may reach although not public. */
+  MIRA_URL_ALLOWLIST: z
+    .string()
+    .default('')
+    .refine((v) => invalidAllowlistEntry(v) === undefined, { error: (iss) => invalidAllowlistEntry(String(iss.input)) ?? 'invalid' }),
+  /** The whole fetch of one URL: DNS, redirects and body. */
+  MIRA_FETCH_TIMEOUT_MS: int(1).default(15_000),
+  MIRA_FETCH_MAX_REDIRECTS: int(0).default(3),
+  MIRA_MAX_MANIFEST_LINES: int(1).default(100_000),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -73,7 +73,8 @@ function sharpOptions(limits: ImageLimits): SharpOptions {
   };
 }
 
-function classifyDecodeError(e: unknown, stage: 'header' | 'pixels'): InferenceError {
+/** A sharp/libvips failure as a typed error (also used by src/ingest/inspect.ts). */
+export function classifyDecodeError(e: unknown, stage: 'header' | 'pixels'): InferenceError {
   const msg = e instanceof Error ? e.message : String(e);
   if (/pixel limit/i.test(msg)) {
     return new InferenceError('image_too_large', 'The image has more pixels than allowed.', { cause: e });
