@@ -10,6 +10,7 @@ import { checkGraphIO, openGraph } from '../src/inference/graph-check.ts';
 import { importClip } from '../src/inference/import-clip.ts';
 import { manifestSchema, type Manifest } from '../src/inference/manifest.ts';
 import { toPixelValues } from '../src/inference/preprocess.ts';
+import { Runtime } from '../src/inference/runtime.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const fixtures = join(here, 'fixtures', 'clip');
@@ -319,5 +320,42 @@ describe('checkGraphIO (shared with the bundle loader)', () => {
     await expectImportError(checkGraphIO(text, { inputs: ['input_ids'], outputs: ['text_embeds'] }, text), /text_model\.onnx: the graph needs input \[attention_mask\] that would not be fed/);
     await expectImportError(checkGraphIO(text, { inputs: ['input_ids', 'attention_mask'], outputs: ['text_embeds'], types: { input_ids: 'int32' } }, 't.onnx'), /^t\.onnx: input "input_ids" is int64, expected int32$/);
     await expectImportError(checkGraphIO(join(tmpRoot, 'nope.onnx'), { inputs: [], outputs: [] }, 'x'), /nope\.onnx: missing/);
+  });
+});
+
+describe('imported CLIP bundles in the runtime', () => {
+  const unit = (v: number[]) => {
+    const n = Math.hypot(...v);
+    return v.map((x) => x / n);
+  };
+
+  it('open_clip/Immich: int32 ids and a fixed batch of 1 still batch-serve concurrent callers', async () => {
+    const out = join(tmpRoot, 'oc-runtime');
+    await importClip(OPEN_CLIP, { out });
+    const rt = await Runtime.open(out, { threads: 1 });
+    try {
+      const feats = await Promise.all([rt.embedTexts([expected.texts[0]!]), rt.embedTexts([expected.texts[0]!])]);
+      for (const [f] of feats) expectClose(f!, unit(expected.open_clip.text_embedding_pad_eot));
+      const img = await rt.embedPixels(linspacePixels(1));
+      expectClose(img.feat, unit(expected.open_clip.image_embedding));
+    } finally {
+      await rt.close();
+    }
+  });
+
+  it('transformers.js: batched text and image features equal PyTorch, normalized', async () => {
+    const out = join(tmpRoot, 'tj-runtime');
+    await importClip(TJS, { out });
+    const rt = await Runtime.open(out, { threads: 1 });
+    try {
+      const texts = await rt.embedTexts(expected.texts);
+      texts.forEach((f, i) => expectClose(f, unit(expected['transformers.js'].text_embeds[i]!)));
+      const px = linspacePixels(2);
+      const per = 3 * S * S;
+      const imgs = await Promise.all([0, 1].map((i) => rt.embedPixels(px.slice(i * per, (i + 1) * per))));
+      imgs.forEach((e, i) => expectClose(e.feat, unit(expected['transformers.js'].image_embeds[i]!)));
+    } finally {
+      await rt.close();
+    }
   });
 });

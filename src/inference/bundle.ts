@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InferenceError } from './errors.ts';
 import { manifestSchema, type GraphName, type Manifest } from './manifest.ts';
+import { checkIO, type ExpectedIO } from './graph-check.ts';
 import type { GraphInfo } from './wire.ts';
 
 /** Reads and validates manifest.json; every failure is one line naming the file. */
@@ -33,48 +34,34 @@ export async function readManifest(dir: string): Promise<Manifest> {
   return parsed.data;
 }
 
-/** Names a graph must have, from the manifest. */
-export function expectedIO(manifest: Manifest, name: GraphName): { inputs: string[]; outputs: string[] } {
+/** What the manifest says a graph must look like, in the shared checker's terms. */
+export function expectedIO(manifest: Manifest, name: GraphName): ExpectedIO {
   const g = manifest.graphs[name];
   if (!g) return { inputs: [], outputs: [] };
+  const ins = g.inputs as Record<string, string | undefined>;
+  const outs = g.outputs as Record<string, string | undefined>;
+  const { size } = manifest.preprocess;
+  const E = manifest.embedDim;
+  const it = manifest.imageTokens;
+  const dims: Record<string, (number | null)[]> = {};
+  const types: Record<string, string[]> = {};
+  if (ins.pixelValues) dims[ins.pixelValues] = [null, 3, size, size];
+  if (outs.imageFeat) dims[outs.imageFeat] = [null, E];
+  if (outs.textFeat) dims[outs.textFeat] = [null, E];
+  if (name === 'vision' && outs.imageEmbeds && it) dims[outs.imageEmbeds] = [null, it.count, it.dim];
+  if (name === 'itm' && outs.logits) dims[outs.logits] = [null, 2];
+  for (const key of ['inputIds', 'attentionMask'] as const) if (ins[key]) types[ins[key]] = ['int64', 'int32'];
+  const required = Object.entries(ins).filter(([k, v]) => v && k !== 'attentionMask').map(([, v]) => v!);
   return {
-    inputs: Object.values(g.inputs).filter((v): v is string => typeof v === 'string'),
-    outputs: Object.values(g.outputs).filter((v): v is string => typeof v === 'string'),
+    inputs: required,
+    optionalInputs: ins.attentionMask ? [ins.attentionMask] : [],
+    outputs: Object.values(outs).filter((v): v is string => !!v),
+    dims,
+    types,
   };
 }
 
-/** Checks a loaded graph's names and fixed dimensions against the manifest. */
+/** Checks a loaded graph's names, element types and fixed dimensions against the manifest. */
 export function checkGraph(manifest: Manifest, name: GraphName, info: GraphInfo, file: string): void {
-  const want = expectedIO(manifest, name);
-  const haveIn = info.inputs.map((i) => i.name);
-  const haveOut = info.outputs.map((o) => o.name);
-  for (const n of want.inputs) {
-    if (!haveIn.includes(n)) throw new InferenceError('bundle_invalid', `${file}: expected input "${n}", the graph has inputs [${haveIn.join(', ')}]`);
-  }
-  for (const n of want.outputs) {
-    if (!haveOut.includes(n)) throw new InferenceError('bundle_invalid', `${file}: expected output "${n}", the graph has outputs [${haveOut.join(', ')}]`);
-  }
-  const dimOf = (outName: string | undefined, axis: number) => {
-    const shape = info.outputs.find((o) => o.name === outName)?.shape;
-    const d = shape?.[axis];
-    return d !== undefined && /^\d+$/.test(d) ? Number(d) : undefined;
-  };
-  const mismatch = (what: string, got: number | undefined, expected: number) => {
-    if (got !== undefined && got !== expected) {
-      throw new InferenceError('bundle_invalid', `${file}: ${what} is ${got} but the manifest says ${expected}`);
-    }
-  };
-  const g = manifest.graphs;
-  if (name === 'vision') {
-    mismatch('the image feature dimension', dimOf(g.vision.outputs.imageFeat, 1), manifest.embedDim);
-    if (manifest.imageTokens && g.vision.outputs.imageEmbeds) {
-      mismatch('the image token count', dimOf(g.vision.outputs.imageEmbeds, 1), manifest.imageTokens.count);
-      mismatch('the image token width', dimOf(g.vision.outputs.imageEmbeds, 2), manifest.imageTokens.dim);
-    }
-    const px = info.inputs.find((i) => i.name === g.vision.inputs.pixelValues)?.shape;
-    const side = px?.[2];
-    if (side && /^\d+$/.test(side)) mismatch('the input image size', Number(side), manifest.preprocess.size);
-  }
-  if (name === 'text') mismatch('the text feature dimension', dimOf(g.text.outputs.textFeat, 1), manifest.embedDim);
-  if (name === 'itm' && g.itm) mismatch('the ITM logit count', dimOf(g.itm.outputs.logits, 1), 2);
+  checkIO(info, expectedIO(manifest, name), file);
 }

@@ -6,7 +6,7 @@ import { InferenceError } from './errors.ts';
 import type { GraphName, Manifest } from './manifest.ts';
 import { InferencePool, type PoolOptions } from './pool.ts';
 import { TextTokenizer } from './tokenizer.ts';
-import type { ImageLimits, OutputTensor, WireTensor } from './wire.ts';
+import type { GraphInfo, ImageLimits, OutputTensor, WireTensor } from './wire.ts';
 
 export interface RuntimeOptions extends PoolOptions {
   /** Largest batch per graph call. */
@@ -61,7 +61,6 @@ export class Runtime {
   private readonly vision: DynamicBatcher<Float32Array, ImageEmbedding>;
   private readonly text: DynamicBatcher<number[], Float32Array>;
   private readonly limits: ImageLimits;
-  private readonly maxBatch: number;
 
   private constructor(
     readonly dir: string,
@@ -71,12 +70,12 @@ export class Runtime {
     readonly provider: string,
     opts: RuntimeOptions,
     private readonly ownsPool: boolean,
+    private readonly meta: GraphMeta,
   ) {
-    this.maxBatch = opts.maxBatch ?? 32;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
-    const batching = { maxBatch: this.maxBatch, maxWaitMs: opts.maxWaitMs ?? 2, maxInFlight: pool.size.threads };
-    this.vision = new DynamicBatcher((px) => this.runVision(px), batching, (e) => opts.onBatch?.('vision', e));
-    this.text = new DynamicBatcher((ids) => this.runText(ids), batching, (e) => opts.onBatch?.('text', e));
+    const batching = (g: GraphName) => ({ maxBatch: this.batchOf(g), maxWaitMs: opts.maxWaitMs ?? 2, maxInFlight: pool.size.threads });
+    this.vision = new DynamicBatcher((px) => this.runVision(px), batching('vision'), (e) => opts.onBatch?.('vision', e));
+    this.text = new DynamicBatcher((ids) => this.runText(ids), batching('text'), (e) => opts.onBatch?.('text', e));
   }
 
   static async open(dir: string, opts: RuntimeOptions = {}): Promise<Runtime> {
@@ -85,6 +84,7 @@ export class Runtime {
     const pool = opts.pool ?? new InferencePool(opts);
     try {
       let provider = 'cpu';
+      const meta: GraphMeta = {};
       for (const [name, graph] of Object.entries(manifest.graphs)) {
         if (!graph) continue;
         const file = join(dir, graph.file);
@@ -92,10 +92,11 @@ export class Runtime {
           throw new InferenceError('bundle_invalid', `${file}: not a loadable ONNX graph (${err.message.split('\n')[0]})`);
         });
         checkGraph(manifest, name as GraphName, info, file);
+        meta[name as GraphName] = graphMeta(info, graph.inputs, opts.maxBatch ?? 32);
         provider = info.provider;
       }
       if (opts.executionProvider === 'cuda' && provider !== 'cuda') opts.onWarning?.(`falling back to ${provider}`);
-      const runtime = new Runtime(dir, manifest, tokenizer, pool, provider, opts, !opts.pool);
+      const runtime = new Runtime(dir, manifest, tokenizer, pool, provider, opts, !opts.pool, meta);
       await runtime.probe();
       return runtime;
     } catch (err) {
@@ -178,9 +179,10 @@ export class Runtime {
   private async itmPairs(ids: number[][], tokens: Float32Array[]): Promise<ItmScore[]> {
     const g = this.requireGraph('itm');
     const out: ItmScore[] = [];
-    for (let start = 0; start < ids.length; start += this.maxBatch) {
-      const rows = ids.slice(start, start + this.maxBatch);
-      const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds(g.inputs, rows, tokens.slice(start, start + this.maxBatch)), [g.outputs.logits]);
+    const size = this.batchOf('itm');
+    for (let start = 0; start < ids.length; start += size) {
+      const rows = ids.slice(start, start + size);
+      const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds('itm', g.inputs, rows, tokens.slice(start, start + size)), [g.outputs.logits]);
       const logits = res[g.outputs.logits]!.data;
       for (let i = 0; i < rows.length; i++) {
         const l0 = logits[2 * i]!;
@@ -222,7 +224,7 @@ export class Runtime {
   /** Next-token logits [V] for each sequence (all of one length), grounded on one image's tokens. */
   async decoderStep(seqs: number[][], tokens: Float32Array): Promise<Float32Array[]> {
     const g = this.requireGraph('decoder');
-    const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds(g.inputs, seqs, seqs.map(() => tokens)), [g.outputs.logits]);
+    const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds('decoder', g.inputs, seqs, seqs.map(() => tokens)), [g.outputs.logits]);
     return lastPositionLogits(res[g.outputs.logits]!, seqs.length);
   }
 
@@ -255,16 +257,22 @@ export class Runtime {
     return g as NonNullable<Manifest['graphs'][G]>;
   }
 
+  private batchOf(g: GraphName): number {
+    return this.meta[g]?.maxBatch ?? 32;
+  }
+
   private groundedFeeds(
+    graph: 'itm' | 'decoder',
     names: { inputIds: string; attentionMask: string; imageEmbeds: string },
     rows: number[][],
     tokens: Float32Array[],
   ): Record<string, WireTensor> {
     const batch = this.tokenizer.pad(rows);
     const seq = this.tokenEmbedShape(tokens[0]!.length);
+    const type = this.meta[graph]?.idType ?? 'int64';
     return {
-      [names.inputIds]: { type: 'int64', dims: [batch.rows, batch.length], data: batch.ids },
-      [names.attentionMask]: { type: 'int64', dims: [batch.rows, batch.length], data: batch.mask },
+      [names.inputIds]: { type, dims: [batch.rows, batch.length], data: batch.ids },
+      [names.attentionMask]: { type, dims: [batch.rows, batch.length], data: batch.mask },
       [names.imageEmbeds]: { type: 'float32', dims: [tokens.length, ...seq], data: concat(tokens) },
     };
   }
@@ -290,13 +298,25 @@ export class Runtime {
   private async runText(rows: number[][]): Promise<Float32Array[]> {
     const g = this.manifest.graphs.text;
     const batch = this.tokenizer.pad(rows);
+    const type = this.meta.text?.idType ?? 'int64';
     const feeds: Record<string, WireTensor> = {
-      [g.inputs.inputIds]: { type: 'int64', dims: [batch.rows, batch.length], data: batch.ids },
+      [g.inputs.inputIds]: { type, dims: [batch.rows, batch.length], data: batch.ids },
     };
-    if (g.inputs.attentionMask) feeds[g.inputs.attentionMask] = { type: 'int64', dims: [batch.rows, batch.length], data: batch.mask };
+    if (g.inputs.attentionMask) feeds[g.inputs.attentionMask] = { type, dims: [batch.rows, batch.length], data: batch.mask };
     const res = await this.pool.run(join(this.dir, g.file), feeds, [g.outputs.textFeat]);
     return split(res[g.outputs.textFeat]!, rows.length).map(normalize);
   }
+}
+
+type GraphMeta = Partial<Record<GraphName, { idType: 'int64' | 'int32'; maxBatch: number }>>;
+
+/** Id element type and batch limit of a graph: published graphs may take int32 ids or a fixed batch of 1. */
+function graphMeta(info: GraphInfo, inputs: Record<string, string | undefined>, maxBatch: number) {
+  const ids = info.inputs.find((i) => i.name === inputs.inputIds);
+  const first = info.inputs.find((i) => i.name === (inputs.pixelValues ?? inputs.inputIds));
+  const fixed = first?.shape?.[0];
+  const fixedBatch = fixed !== undefined && /^\d+$/.test(fixed) ? Number(fixed) : undefined;
+  return { idType: ids?.type === 'int32' ? ('int32' as const) : ('int64' as const), maxBatch: fixedBatch ? Math.min(fixedBatch, maxBatch) : maxBatch };
 }
 
 function lastPositionLogits(t: OutputTensor, rows: number): Float32Array[] {

@@ -2,7 +2,8 @@ import type { PreprocessSpec } from './manifest.ts';
 
 /** Messages between the runtime and its worker threads. */
 export interface WireTensor {
-  type: 'float32' | 'int64';
+  /** `int32` carries its ids as BigInt64Array too; the worker narrows them. */
+  type: 'float32' | 'int64' | 'int32';
   dims: number[];
   data: Float32Array | BigInt64Array;
 }
@@ -18,8 +19,8 @@ export type WorkerTask =
   | { kind: 'preprocess'; bytes: Uint8Array; spec: PreprocessSpec; limits: ImageLimits };
 
 export interface GraphInfo {
-  inputs: { name: string; shape: string[] }[];
-  outputs: { name: string; shape: string[] }[];
+  inputs: { name: string; type?: string; shape?: string[] }[];
+  outputs: { name: string; type?: string; shape?: string[] }[];
   provider: string;
 }
 

@@ -60,6 +60,8 @@ function sessionFor(file: string) {
 }
 
 function toOrt(t: WireTensor): ort.Tensor {
+  // Some published graphs (Immich's CLIP text) take int32 ids.
+  if (t.type === 'int32') return new ort.Tensor('int32', Int32Array.from(t.data as BigInt64Array, Number), t.dims);
   return new ort.Tensor(t.type, t.data, t.dims);
 }
 
@@ -68,8 +70,8 @@ export default async function task(t: WorkerTask): Promise<unknown> {
     case 'load': {
       const { session, provider } = await sessionFor(t.file);
       const info: GraphInfo = {
-        inputs: session.inputMetadata.map((m) => ({ name: m.name, shape: m.isTensor ? m.shape.map(String) : [] })),
-        outputs: session.outputMetadata.map((m) => ({ name: m.name, shape: m.isTensor ? m.shape.map(String) : [] })),
+        inputs: session.inputMetadata.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: m.shape.map(String) } : { name: m.name })),
+        outputs: session.outputMetadata.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: m.shape.map(String) } : { name: m.name })),
         provider,
       };
       return info;

@@ -55,7 +55,7 @@ describe('bundle validation', () => {
 
   it('refuses an embedding dimension that disagrees with the graph', async () => {
     const msg = await openError((m) => (m.embedDim = 17));
-    expect(msg).toMatch(/vision\.onnx: the image feature dimension is 16 but the manifest says 17/);
+    expect(msg).toMatch(/vision\.onnx: output "image_feat" has shape \[batch, 16\], expected \[.*, 17\]/);
   });
 
   it('refuses image token shapes that disagree with the graph', async () => {
