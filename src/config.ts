@@ -10,7 +10,19 @@ export const DEFAULT_MODEL_DIR = resolve(ROOT, 'models/default');
 const int = (min: number) => z.coerce.number().int().min(min);
 
 /** Every environment variable Mira reads, with its default. Parsed once; a bad value stops startup. */
+const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
 export const envSchema = z.object({
+  /** Postgres for service mode; unset, an embedded PGlite lives in MIRA_DATA_DIR. */
+  DATABASE_URL: z.string().url().optional(),
+  /** Redis for BullMQ (and rate limits); unset, jobs run in-process. */
+  REDIS_URL: z.string().url().optional(),
+  /** Blobs, token features, index files and the embedded database. */
+  MIRA_DATA_DIR: z.string().min(1).optional(),
+  /** Redis key prefix of Mira's queues. */
+  MIRA_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('mira'),
+  /** Caption every image at ingest when its collection has a captioner. */
+  MIRA_CAPTION_ON_INGEST: flag.default(true),
   /** The bundle folder used when nothing else names one. */
   MIRA_MODEL_DIR: z.string().default(DEFAULT_MODEL_DIR),
   /** Inference worker threads (default: min(cores, 4)). */
