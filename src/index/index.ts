@@ -1,0 +1,6 @@
+export { allowedLabels, type MetadataFilter } from './filter.ts';
+export type { SearchHit } from './exact.ts';
+export type { OpenedBy } from './load.ts';
+export { IndexRegistry, type RegistryOptions } from './registry.ts';
+export { EXACT_MAX_ALLOWED, HnswStore, type HnswParams, type SearchOptions, type Space } from './store.ts';
+export { VectorIndex, type IndexLogger, type IndexStep, type OpenIndexOptions, type SyncResult } from './vector-index.ts';

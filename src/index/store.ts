@@ -1,0 +1,138 @@
+import hnswlib, { type HierarchicalNSW } from 'hnswlib-node';
+import { exactTopK, type SearchHit } from './exact.ts';
+
+export type Space = 'cosine' | 'ip';
+
+export interface HnswParams {
+  dim: number;
+  space: Space;
+  M: number;
+  efConstruction: number;
+  /** Default ef for searches that do not give one. */
+  efSearch: number;
+}
+
+export interface SearchOptions {
+  ef?: number;
+  /** Keep only labels for which this returns true. */
+  filter?: (label: number) => boolean;
+  /** Keep only these labels (a metadata filter resolved by `allowedLabels`). */
+  allowedLabels?: ReadonlySet<number>;
+}
+
+/** hnswlib-node reads labels as uint32: a change sequence past this cannot be indexed. */
+export const MAX_LABEL = 0xffff_ffff;
+/** At or below this many allowed labels, a filtered search is exact: cheaper than a filtered graph walk. */
+export const EXACT_MAX_ALLOWED = 1000;
+export const INITIAL_CAPACITY = 1024;
+
+export function newHnsw(p: HnswParams, capacity: number): HierarchicalNSW {
+  const h = new hnswlib.HierarchicalNSW(p.space, p.dim);
+  h.initIndex(Math.max(capacity, 1), p.M, p.efConstruction, 100, false);
+  return h;
+}
+
+/**
+ * An HNSW graph and the labels it holds. Labels are never reused (they come from one Postgres
+ * sequence), so an add of a label seen before and a delete of one not live are no-ops: applying a
+ * change twice changes nothing. Deleted labels stay in the graph as tombstones until compaction.
+ */
+export class HnswStore {
+  readonly live = new Set<number>();
+  readonly tombstones = new Set<number>();
+
+  constructor(
+    readonly params: HnswParams,
+    public hnsw: HierarchicalNSW = newHnsw(params, INITIAL_CAPACITY),
+  ) {}
+
+  get count(): number {
+    return this.live.size;
+  }
+
+  /** Tombstones over all slots in the graph. */
+  get tombstoneRatio(): number {
+    const slots = this.live.size + this.tombstones.size;
+    return slots === 0 ? 0 : this.tombstones.size / slots;
+  }
+
+  add(label: number, vector: ArrayLike<number>): boolean {
+    if (this.live.has(label) || this.tombstones.has(label)) return false;
+    if (!Number.isInteger(label) || label < 0 || label > MAX_LABEL) throw new Error(`index label ${label} is outside 0..${MAX_LABEL}`);
+    if (vector.length !== this.params.dim) throw new Error(`vector of label ${label} has ${vector.length} dimensions, the index ${this.params.dim}`);
+    const max = this.hnsw.getMaxElements();
+    if (this.hnsw.getCurrentCount() >= max) this.hnsw.resizeIndex(Math.max(max * 2, 16));
+    this.hnsw.addPoint(toArray(vector), label);
+    this.live.add(label);
+    return true;
+  }
+
+  delete(label: number): boolean {
+    if (!this.live.has(label)) return false;
+    this.hnsw.markDelete(label);
+    this.live.delete(label);
+    this.tombstones.add(label);
+    return true;
+  }
+
+  /** The stored vector (unit length in the cosine space). */
+  vector(label: number): number[] {
+    return this.hnsw.getPoint(label);
+  }
+
+  /**
+   * Top k live labels by similarity, best first; score = 1 - hnswlib distance (cosine similarity,
+   * or the inner product in the 'ip' space). With a filter, returns min(k, matching labels) hits:
+   * - at most EXACT_MAX_ALLOWED allowed labels: exact search over them, no graph walk;
+   * - otherwise hnswlib's filtered search, and if that returns fewer hits than exist (a very
+   *   selective filter can strand the walk), exact search over the matching labels.
+   */
+  search(vector: ArrayLike<number>, k: number, opts: SearchOptions = {}): SearchHit[] {
+    if (vector.length !== this.params.dim) throw new Error(`query has ${vector.length} dimensions, the index ${this.params.dim}`);
+    if (k <= 0 || this.live.size === 0) return [];
+    const query = toArray(vector);
+    const { filter, allowedLabels: allowed } = opts;
+    const ef = opts.ef ?? this.params.efSearch;
+    if (!filter && !allowed) {
+      const hits = this.walk(query, Math.min(k, this.live.size), ef);
+      return hits.length >= Math.min(k, this.live.size) ? hits : this.exact(query, k, this.live);
+    }
+    const test = allowed && filter ? (l: number) => allowed.has(l) && filter(l) : allowed ? (l: number) => allowed.has(l) : filter!;
+    if (allowed && allowed.size <= EXACT_MAX_ALLOWED) return this.exact(query, k, this.matching(allowed, test));
+    const hits = this.walk(query, k, ef, test);
+    if (hits.length >= k) return hits;
+    const matches = this.matching(allowed ?? this.live, test);
+    return matches.length > hits.length ? this.exact(query, k, matches) : hits;
+  }
+
+  private walk(query: number[], k: number, ef: number, filter?: (label: number) => boolean): SearchHit[] {
+    this.hnsw.setEf(Math.max(ef, k));
+    const n = Math.min(k, this.hnsw.getMaxElements());
+    const { distances, neighbors } = filter ? this.hnsw.searchKnn(query, n, filter) : this.hnsw.searchKnn(query, n);
+    const hits: SearchHit[] = new Array(neighbors.length);
+    for (let i = 0; i < neighbors.length; i++) hits[i] = { label: neighbors[i]!, score: 1 - distances[i]! };
+    return hits;
+  }
+
+  private matching(labels: Iterable<number>, test: (label: number) => boolean): number[] {
+    const out: number[] = [];
+    for (const l of labels) if (this.live.has(l) && test(l)) out.push(l);
+    return out;
+  }
+
+  private exact(query: number[], k: number, labels: Iterable<number>): SearchHit[] {
+    const q = this.params.space === 'cosine' ? normalized(query) : query;
+    return exactTopK(q, k, labels, (l) => this.hnsw.getPoint(l));
+  }
+}
+
+function toArray(v: ArrayLike<number>): number[] {
+  return Array.isArray(v) ? v : Array.from(v);
+}
+
+function normalized(v: number[]): number[] {
+  let s = 0;
+  for (const x of v) s += x * x;
+  const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+  return v.map((x) => x * inv);
+}
