@@ -53,6 +53,15 @@ export const envSchema = z.object({
   MIRA_FETCH_TIMEOUT_MS: int(1).default(15_000),
   MIRA_FETCH_MAX_REDIRECTS: int(0).default(3),
   MIRA_MAX_MANIFEST_LINES: int(1).default(100_000),
+  // HTTP API (src/api)
+  /** `off` serves without API keys; refused unless embedded and bound to loopback. */
+  MIRA_AUTH: z.enum(['on', 'off']).default('on'),
+  /** Requests per API key per minute. */
+  MIRA_RATE_LIMIT_PER_MIN: int(1).default(600),
+  /** Comma-separated origins allowed by CORS; unset, no CORS headers are sent. */
+  MIRA_CORS_ORIGINS: z.string().optional(),
+  /** Cap on a JSON request body; uploads are capped by MIRA_MAX_IMAGE_BYTES. */
+  MIRA_MAX_JSON_BYTES: int(1).default(1024 * 1024),
 });
 
 export type Env = z.infer<typeof envSchema>;
