@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidCursor, NotFound } from '../../src/db/errors.ts';
-import { deleteImage, getImage, imageKeys, insertImage, listImages, updateImage, type Image } from '../../src/db/queries/images.ts';
+import { countImagesByStatus, deleteImage, getImage, imageKeys, imagesByIds, insertImage, listImages, updateImage, type Image } from '../../src/db/queries/images.ts';
 import { dbModes, newImage, ownCollection, sha, useDatabase } from './modes.ts';
 
 describe.each(dbModes)('images, $mode', (m) => {
@@ -97,6 +97,10 @@ describe.each(dbModes)('images, $mode', (m) => {
         expect(byTag.items.length).toBe(2);
         const ready = await listImages(db(), { collectionId: collection.id, status: 'ready', limit: 10 });
         expect(ready.items.map((i) => i.id)).toEqual([red.image.id]);
+        expect(await countImagesByStatus(db(), collection.id)).toEqual({ ready: 1, pending: 1 });
+        const byId = await imagesByIds(db(), collection.id, [red.image.id, 'not-a-uuid', '00000000-0000-4000-8000-000000000000']);
+        expect([...byId.keys()]).toEqual([red.image.id]);
+        expect(byId.get(red.image.id)?.status).toBe('ready');
       } finally {
         await cleanup();
       }

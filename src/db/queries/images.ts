@@ -1,4 +1,4 @@
-import { and, asc, eq, getTableColumns, inArray, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, eq, getTableColumns, inArray, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../client.ts';
 import { FOREIGN_KEY_VIOLATION, NotFound, sqlState } from '../errors.ts';
 import { embeddings, images, imageStatus } from '../schema/index.ts';
@@ -80,6 +80,26 @@ export async function listImages(db: Db, q: ImageQuery): Promise<Page<Image>> {
     .orderBy(asc(images.createdAt), asc(images.id))
     .limit(limit + 1);
   return toPage(rows, limit, ({ cursorAt: _, ...image }) => image);
+}
+
+/** Live images of the collection by id; ids that are not (deleted, elsewhere, malformed) are absent. */
+export async function imagesByIds(db: Db, collectionId: string, ids: string[]): Promise<Map<string, Image>> {
+  const valid = ids.filter(isUuid);
+  if (valid.length === 0) return new Map();
+  const rows = await db
+    .select(columns)
+    .from(images)
+    .where(and(inArray(images.id, valid), eq(images.collectionId, collectionId), live));
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+export async function countImagesByStatus(db: Db, collectionId: string): Promise<Partial<Record<ImageStatus, number>>> {
+  const rows = await db
+    .select({ status: images.status, n: count() })
+    .from(images)
+    .where(and(eq(images.collectionId, collectionId), live))
+    .groupBy(images.status);
+  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
 }
 
 /** Where the originals are: sha256 by image id, for live images. */
