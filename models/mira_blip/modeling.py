@@ -62,6 +62,9 @@ class BlipTextConfig:
     add_cross_attention: bool = True
     encoder_hidden_size: int = 768  # width of the image tokens the cross-attention reads
     pad_token_id: int = 0
+    # BLIP's med_config.json trains with 0.1; HF's BLIP configs say 0.0. No parameters either way.
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
 
 
 @dataclass
@@ -204,12 +207,13 @@ class BlipTextEmbeddings(nn.Module):
         self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
         self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.dropout = nn.Dropout(c.hidden_dropout_prob)
         # non-persistent: the parity files (and newer HF checkpoints) leave position_ids out
         self.register_buffer('position_ids', torch.arange(c.max_position_embeddings)[None, :], persistent=False)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         pos = self.position_ids[:, : input_ids.shape[1]]  # positions start at 0 (no KV cache here)
-        return self.LayerNorm(self.word_embeddings(input_ids) + self.position_embeddings(pos))
+        return self.dropout(self.LayerNorm(self.word_embeddings(input_ids) + self.position_embeddings(pos)))
 
 
 class BlipTextSelfAttention(nn.Module):
@@ -221,6 +225,7 @@ class BlipTextSelfAttention(nn.Module):
         self.query = nn.Linear(c.hidden_size, c.hidden_size)
         self.key = nn.Linear(kv_width, c.hidden_size)
         self.value = nn.Linear(kv_width, c.hidden_size)
+        self.dropout = nn.Dropout(c.attention_probs_dropout_prob)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], x.shape[1], self.num_attention_heads, self.attention_head_size).permute(0, 2, 1, 3)
@@ -231,7 +236,7 @@ class BlipTextSelfAttention(nn.Module):
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.attention_head_size)
         if mask_add is not None:
             scores = scores + mask_add
-        ctx = scores.softmax(dim=-1) @ v
+        ctx = self.dropout(scores.softmax(dim=-1)) @ v
         ctx = ctx.permute(0, 2, 1, 3)
         return ctx.reshape(ctx.shape[0], ctx.shape[1], -1)
 
@@ -241,9 +246,10 @@ class BlipTextSelfOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(c.hidden_size, c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.dropout = nn.Dropout(c.hidden_dropout_prob)
 
     def forward(self, hidden, residual):
-        return self.LayerNorm(self.dense(hidden) + residual)
+        return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
 
 
 class BlipTextAttention(nn.Module):
@@ -270,9 +276,10 @@ class BlipTextOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(c.intermediate_size, c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.dropout = nn.Dropout(c.hidden_dropout_prob)
 
     def forward(self, hidden, residual):
-        return self.LayerNorm(self.dense(hidden) + residual)
+        return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
 
 
 class BlipTextLayer(nn.Module):
