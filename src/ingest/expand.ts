@@ -52,7 +52,7 @@ async function isImageFile(path: string): Promise<boolean> {
   return ext === '' ? sniff(path) : false;
 }
 
-async function walk(dir: string, rootReal: string, depth: number, out: string[], max: number): Promise<void> {
+async function walk(dir: string, rootReal: string, depth: number, out: Set<string>, max: number): Promise<void> {
   if (depth > MAX_DEPTH) return;
   const entries: Dirent[] = await fs.readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -70,11 +70,11 @@ async function walk(dir: string, rootReal: string, depth: number, out: string[],
       if (!(await fs.stat(real)).isFile()) continue;
       file = real;
     } else if (!e.isFile()) continue;
-    if (!(await isImageFile(file))) continue;
-    if (out.length >= max) {
+    if (out.has(file) || !(await isImageFile(file))) continue;
+    if (out.size >= max) {
       throw new IngestError('directory_too_large', `The directory holds more than ${max} image files (MIRA_MAX_MANIFEST_LINES).`);
     }
-    out.push(file);
+    out.add(file);
   }
 }
 
@@ -83,9 +83,10 @@ export async function expandPath(userPath: string, limits: Pick<IngestLimits, 'r
   const real = await resolveUnderRoot(limits.root, userPath);
   const st = await fs.stat(real);
   if (st.isDirectory()) {
-    const files: string[] = [];
+    // A Set keeps the walk order and lists a file reached through a symlink once.
+    const files = new Set<string>();
     await walk(real, await realRoot(limits.root), 0, files, limits.maxManifestLines);
-    return files.map((path) => ({ source: { kind: 'path', path } }));
+    return [...files].map((path) => ({ source: { kind: 'path', path } }));
   }
   if (extname(real).toLowerCase() === '.jsonl') {
     const entries = await readManifest(limits.root, userPath, limits.maxManifestLines);
