@@ -19,6 +19,8 @@ export const envSchema = z.object({
   REDIS_URL: z.string().url().optional(),
   /** Blobs, token features, index files and the embedded database. */
   MIRA_DATA_DIR: z.string().min(1).optional(),
+  /** ITM re-ranking reads each candidate's image tokens from the lmdb store, or recomputes them from the original (src/features/README.md). */
+  MIRA_TOKEN_FEATURES: z.enum(['store', 'recompute']).default('store'),
   /** Redis key prefix of Mira's queues. */
   MIRA_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('mira'),
   /** Caption every image at ingest when its collection has a captioner. */
