@@ -1,5 +1,12 @@
+import { spawnSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classifyError } from '../../src/ingest/errors.ts';
@@ -88,6 +95,12 @@ describe('SSRF: refused addresses', () => {
     expect(classifyError(err)).toMatchObject({ code: 'address_refused', status: 403, retryable: false });
     expect((err as Error).message).toMatch(/^http:\/\/images\.test\/x\.jpg resolves to a link-local/);
     expect((err as Error).message).not.toMatch(/169\.254|\n/);
+  });
+
+  it('a resolver that never answers hits the time cap', async () => {
+    const never: Resolver = () => new Promise(() => {});
+    const err = await fetchUrl('http://images.test/x.jpg', opts({ resolve: never, fetchTimeoutMs: 200 })).catch((e: unknown) => e);
+    expect(classifyError(err)).toMatchObject({ code: 'fetch_timeout', retryable: true });
   });
 
   it('a DNS failure is fetch_failed and retryable', async () => {
@@ -221,6 +234,43 @@ describe('allowlisted loopback: the happy path and its limits', () => {
       const err = await fetchUrl(`${base}${path}`, loopbackAllowed({ fetchTimeoutMs: 300 })).catch((e: unknown) => e);
       expect(classifyError(err), path).toMatchObject({ code: 'fetch_timeout', status: 504, retryable: true });
       expect(performance.now() - t0, path).toBeLessThan(2000);
+    }
+  });
+});
+
+/** A self-signed certificate for images.test, made with openssl; null where openssl is missing. */
+function makeCert(): { key: Buffer; cert: Buffer } | null {
+  const dir = mkdtempSync(join(tmpdir(), 'mira-tls-'));
+  try {
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=images.test', '-addext', 'subjectAltName=DNS:images.test'], { stdio: 'ignore' });
+    return r.status === 0 ? { key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')) } : null;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const tls = makeCert();
+
+describe.skipIf(tls === null)('https with a pinned address', () => {
+  it('sends the name as SNI and checks the certificate against the name, not the address', async () => {
+    const names: Array<string | false | null> = [];
+    const server = https.createServer({ key: tls!.key, cert: tls!.cert }, (req, res) => {
+      names.push((req.socket as TLSSocket).servername);
+      res.writeHead(200, { 'content-length': image.length }).end(image);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    // Trust the test certificate; everything else is fetchUrl's own request options.
+    const request: RequestFn = (o, cb) => https.request({ ...o, ca: tls!.cert }, cb);
+    try {
+      const o = opts({ allowlist: parseAllowlist('images.test,other.test'), request });
+      expect((await fetchUrl(`https://images.test:${port}/img.jpg`, o)).bytes.equals(image)).toBe(true);
+      expect(names).toEqual(['images.test']);
+      const err = await fetchUrl(`https://other.test:${port}/img.jpg`, o).catch((e: unknown) => e);
+      expect(classifyError(err).code, 'certificate for images.test, URL names other.test').toBe('fetch_failed');
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 });
