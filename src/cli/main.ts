@@ -6,9 +6,12 @@
 import { UsageError, type Command } from './command.ts';
 import { caption } from './commands/caption.ts';
 import { demo } from './commands/demo.ts';
+import { ingest } from './commands/ingest.ts';
 import { models } from './commands/models.ts';
+import { search } from './commands/search.ts';
+import { worker } from './commands/worker.ts';
 
-const commands: Record<string, Command> = { demo, caption, models };
+const commands: Record<string, Command> = { demo, ingest, search, caption, models, worker };
 
 function help(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
@@ -20,6 +23,8 @@ function help(): string {
     '',
     'examples:',
     '  mira demo                          embed sample scenes, search them by text, caption them',
+    '  mira ingest ./photos --collection holidays',
+    '  mira search "a dog on a beach" --collection holidays --k 5',
     '  mira caption photo.jpg --method beam',
     '  mira models import ./clip-onnx --out models/clip-b32',
     '',

@@ -1,0 +1,125 @@
+import { resolve } from 'node:path';
+import { ROOT, loadEnv, runtimeOptions, type Env } from './config.ts';
+import { openDatabase, type Database, type Db } from './db/client.ts';
+import { getModel, registerModel, getActiveModel, setActiveModel, type Model } from './db/queries/models.ts';
+import { openTokenStore, tokenSource, type TokenFeatureStore, type TokenSource } from './features/store.ts';
+import { readManifest } from './inference/bundle.ts';
+import type { Runtime } from './inference/runtime.ts';
+import { IndexRegistry } from './index/index.ts';
+import { ingestLimits, type IngestLimits } from './ingest/limits.ts';
+import { BullJobQueue } from './jobs/bull.ts';
+import { InProcessJobQueue } from './jobs/in-process.ts';
+import { processors, IMPLEMENTED_KINDS } from './jobs/processors/index.ts';
+import type { IngestProcessorDeps } from './jobs/processors/ingest.ts';
+import { processorTable } from './jobs/registry.ts';
+import type { JobQueue } from './jobs/types.ts';
+import { createLogger, type Logger } from './log.ts';
+import { bundleChecksum, RuntimeCache } from './models/registry.ts';
+import { LocalBlobStore, type BlobStore } from './storage/blob.ts';
+
+/** Everything a Mira process holds, built once at startup and passed down. */
+export interface AppContext {
+  env: Env;
+  log: Logger;
+  /** embedded: PGlite and in-process jobs; service: Postgres and, with REDIS_URL, BullMQ. */
+  mode: 'embedded' | 'service';
+  dataDir: string;
+  db: Db;
+  blobs: BlobStore;
+  features: TokenFeatureStore;
+  tokens: TokenSource;
+  runtimes: RuntimeCache;
+  indexes: IndexRegistry;
+  queue: JobQueue;
+  limits: IngestLimits;
+  /** The open runtime of a registered model. */
+  runtime(modelId: string): Promise<Runtime>;
+  /** The model registered from MIRA_MODEL_DIR at startup. */
+  defaultModel: Model;
+  close(): Promise<void>;
+}
+
+export interface ContextOptions {
+  /** api: serves and follows Postgres; worker: runs BullMQ jobs; cli: a one-shot command. */
+  role: 'api' | 'worker' | 'cli';
+  env?: Env;
+  log?: Logger;
+}
+
+export async function createContext(opts: ContextOptions): Promise<AppContext> {
+  const env = opts.env ?? loadEnv();
+  const log = opts.log ?? createLogger(`mira-${opts.role}`);
+  const dataDir = resolve(env.MIRA_DATA_DIR ?? resolve(ROOT, 'data'));
+  const database: Database = await openDatabase(env.DATABASE_URL ? { url: env.DATABASE_URL } : { dataDir });
+  const db = database.db;
+  const runtimes = new RuntimeCache({ ...runtimeOptions(env), onWarning: (m) => log.warn(m) });
+  const runtime = async (modelId: string) => {
+    const model = await getModel(db, modelId);
+    if (!model) throw new Error(`model ${modelId} is not registered`);
+    return runtimes.get(model.id, model.path);
+  };
+  const blobs = new LocalBlobStore(resolve(dataDir, 'blobs'));
+  const features = await openTokenStore(resolve(dataDir, 'features'));
+  const defaultModel = await registerBundle(db, env.MIRA_MODEL_DIR);
+  if (!(await getActiveModel(db))) await setActiveModel(db, defaultModel.id);
+
+  // Service replicas follow Postgres; a single embedded process syncs right after its own writes.
+  const follows = opts.role === 'api' && database.mode === 'service';
+  const indexes = new IndexRegistry({ db, dataDir: resolve(dataDir, 'index'), logger: log, ...(follows ? { followMs: 500 } : {}) });
+  const tokens = tokenSource(env.MIRA_TOKEN_FEATURES, { db, features, blobs, runtime });
+  const table = processorTable(processors, IMPLEMENTED_KINDS);
+  let deps: ProcessorDeps | undefined;
+  const queue: JobQueue = env.REDIS_URL
+    ? await BullJobQueue.connect(table, { redisUrl: env.REDIS_URL, prefix: env.MIRA_QUEUE_PREFIX })
+    : new InProcessJobQueue(() => deps!, table, log);
+  const ctx: AppContext = {
+    env, log, mode: database.mode, dataDir, db, blobs, features, tokens, runtimes, indexes, queue, runtime, defaultModel,
+    limits: ingestLimits(env),
+    async close() {
+      await queue.close();
+      await indexes.close();
+      await runtimes.close();
+      await features.close();
+      await database.close();
+    },
+  };
+  deps = processorDeps(ctx);
+  return ctx;
+}
+
+export type ProcessorDeps = IngestProcessorDeps;
+
+/** What the job processors get from the context. */
+export function processorDeps(ctx: AppContext): ProcessorDeps {
+  return {
+    db: ctx.db,
+    blobs: ctx.blobs,
+    features: ctx.features,
+    runtime: ctx.runtime,
+    captionOnIngest: ctx.env.MIRA_CAPTION_ON_INGEST,
+    // Embedded: this process holds the index, so it applies its own writes at once.
+    afterWrite: ctx.env.REDIS_URL ? undefined : (collectionId: string, modelId: string) => syncIndex(ctx, collectionId, modelId),
+  };
+}
+
+async function syncIndex(ctx: AppContext, collectionId: string, modelId: string): Promise<void> {
+  const index = await ctx.indexes.get(collectionId, modelId);
+  await index.sync();
+}
+
+/** Registers a bundle folder (idempotent for the same bytes) and returns its model row. */
+export async function registerBundle(db: Db, dir: string): Promise<Model> {
+  const path = resolve(dir);
+  const manifest = await readManifest(path);
+  const checksum = await bundleChecksum(path, manifest);
+  const { model } = await registerModel(db, {
+    name: manifest.name,
+    version: manifest.version,
+    family: manifest.family,
+    path,
+    checksum,
+    embedDim: manifest.embedDim,
+    manifest,
+  });
+  return model;
+}

@@ -1,0 +1,57 @@
+import type { Db } from '../db/client.ts';
+import type { Collection } from '../db/queries/collections.ts';
+import { insertImage, type ImageStatus } from '../db/queries/images.ts';
+import type { JobQueue } from '../jobs/types.ts';
+import type { BlobStore } from '../storage/blob.ts';
+import { inspectImage } from './inspect.ts';
+import type { IngestLimits } from './limits.ts';
+import { readSource, type IngestSource, type SourceDeps } from './sources.ts';
+
+export interface IngestDeps {
+  db: Db;
+  blobs: BlobStore;
+  queue: JobQueue;
+  limits: IngestLimits;
+  sourceDeps?: SourceDeps;
+}
+
+export interface IngestResult {
+  imageId: string;
+  sha256: string;
+  /** False when the collection already held these bytes (the existing image is returned). */
+  created: boolean;
+  status: ImageStatus;
+  /** The queued job, when there is work left to do. */
+  jobId?: string;
+}
+
+/** BullMQ refuses ':' in custom ids, so the collection:sha256 id is written with '_'. */
+export const ingestJobId = (collectionId: string, sha256: string) => `ingest_${collectionId}_${sha256}`;
+
+/**
+ * Accepts one image: read and validate it (bad input is refused here and leaves nothing behind),
+ * store the original and the thumbnail durably, record the image (deduplicated on
+ * collection + sha256) and queue the extraction. Returns only once all of that is durable.
+ */
+export async function ingestImage(deps: IngestDeps, collection: Pick<Collection, 'id'>, src: IngestSource): Promise<IngestResult> {
+  const read = await readSource(src, deps.limits, deps.sourceDeps);
+  const info = await inspectImage(read.bytes, deps.limits);
+  await deps.blobs.put(read.bytes, 'original');
+  await deps.blobs.put(info.thumbnail, 'thumbnail', info.sha256);
+  const { image, created } = await insertImage(deps.db, {
+    collectionId: collection.id,
+    sha256: info.sha256,
+    source: read.source,
+    mime: info.mime,
+    width: info.width,
+    height: info.height,
+    bytes: info.bytes,
+    ...(read.metadata ? { metadata: read.metadata } : {}),
+  });
+  if (image.status !== 'pending') return { imageId: image.id, sha256: info.sha256, created, status: image.status };
+  // Queued on every call while pending: a job lost before it was queued (a crash, Redis down) is
+  // queued again by the next ingest of the same bytes; the id keeps it to one live job.
+  const jobId = ingestJobId(collection.id, info.sha256);
+  await deps.queue.enqueue('ingest', { collectionId: collection.id, imageId: image.id }, { jobId });
+  return { imageId: image.id, sha256: info.sha256, created, status: image.status, jobId };
+}

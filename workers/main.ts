@@ -1,0 +1,42 @@
+/**
+ * The job worker process (`mira worker`): takes BullMQ jobs from Redis and runs their processors.
+ * On SIGTERM or SIGINT it stops taking jobs, lets active ones finish within the deadline (the rest
+ * return to the queue) and closes its connections.
+ */
+import { createContext, processorDeps } from '../src/context.ts';
+import { startBullWorkers } from '../src/jobs/bull.ts';
+import { IMPLEMENTED_KINDS, processors } from '../src/jobs/processors/index.ts';
+import { processorTable } from '../src/jobs/registry.ts';
+
+export async function runWorker(opts: { shutdownDeadlineMs?: number } = {}): Promise<void> {
+  const ctx = await createContext({ role: 'worker' });
+  if (!ctx.env.REDIS_URL) {
+    await ctx.close();
+    throw new Error('mira worker needs REDIS_URL (without Redis, `mira serve` runs the jobs in-process)');
+  }
+  const table = processorTable(processors, IMPLEMENTED_KINDS);
+  const workers = startBullWorkers(processorDeps(ctx), table, {
+    redisUrl: ctx.env.REDIS_URL,
+    prefix: ctx.env.MIRA_QUEUE_PREFIX,
+    log: ctx.log,
+  });
+  ctx.log.info({ kinds: [...table.keys()], mode: ctx.mode }, 'worker started');
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      ctx.log.info({ signal }, 'worker stopping');
+      resolve();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await workers.close(opts.shutdownDeadlineMs ?? 30_000);
+  await ctx.close();
+  ctx.log.info('worker stopped');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  runWorker().catch((err) => {
+    console.error(`mira worker: ${(err as Error).message}`);
+    process.exit(1);
+  });
+}
