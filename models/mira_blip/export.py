@@ -218,7 +218,7 @@ def main(argv=None) -> int:
     (out / 'weights').mkdir(parents=True, exist_ok=True)
     s, n_tok, dv = cfg.vision.image_size, cfg.vision.num_positions, cfg.vision.hidden_size
     pixels = torch.randn(2, 3, s, s)
-    ids = torch.randint(1000, 2000, (2, 7))  # trace length 7: checks must use other lengths too
+    ids = torch.randint(5, min(2000, cfg.text.vocab_size), (2, 7))  # trace length 7: checks must use other lengths too; ids within small vocabularies too
     mask = torch.ones_like(ids)
     mask[1, 5:] = 0
     emb = ret.image_embeds(pixels)
