@@ -12,6 +12,7 @@ import { InProcessJobQueue } from './jobs/in-process.ts';
 import { processors, IMPLEMENTED_KINDS } from './jobs/processors/index.ts';
 import type { IngestProcessorDeps } from './jobs/processors/ingest.ts';
 import { processorTable } from './jobs/registry.ts';
+import { reconcilePendingImages } from './jobs/reconcile.ts';
 import type { JobQueue } from './jobs/types.ts';
 import { createLogger, type Logger } from './log.ts';
 import { bundleChecksum, RuntimeCache } from './models/registry.ts';
@@ -84,6 +85,8 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
     },
   };
   deps = processorDeps(ctx);
+  // Embedded mode runs the jobs here, so it picks up what a previous run left pending.
+  if (queue.kind === 'in-process' && opts.role !== 'worker') await reconcilePendingImages(db, queue, log);
   return ctx;
 }
 

@@ -6,6 +6,7 @@
 import { createContext, processorDeps } from '../src/context.ts';
 import { startBullWorkers } from '../src/jobs/bull.ts';
 import { IMPLEMENTED_KINDS, processors } from '../src/jobs/processors/index.ts';
+import { reconcilePendingImages } from '../src/jobs/reconcile.ts';
 import { processorTable } from '../src/jobs/registry.ts';
 
 export async function runWorker(opts: { shutdownDeadlineMs?: number } = {}): Promise<void> {
@@ -21,6 +22,7 @@ export async function runWorker(opts: { shutdownDeadlineMs?: number } = {}): Pro
     log: ctx.log,
   });
   ctx.log.info({ kinds: [...table.keys()], mode: ctx.mode }, 'worker started');
+  await reconcilePendingImages(ctx.db, ctx.queue, ctx.log);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       ctx.log.info({ signal }, 'worker stopping');

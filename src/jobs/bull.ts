@@ -1,7 +1,7 @@
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { execute } from './execute.ts';
-import type { EnqueueOptions, JobKind, JobQueue, JobRun, Processor } from './types.ts';
+import type { EnqueueManyOptions, EnqueueOptions, JobKind, JobQueue, JobRun, Processor } from './types.ts';
 
 export interface BullOptions {
   redisUrl: string;
@@ -83,8 +83,15 @@ export class BullJobQueue implements JobQueue {
     await unavailableOnFailure(this.queue(kind).add(kind, payload, this.jobOptions(kind, opts.jobId)));
   }
 
-  async enqueueMany(kind: JobKind, jobs: { payload: unknown; jobId: string }[]): Promise<void> {
+  async enqueueMany(kind: JobKind, jobs: { payload: unknown; jobId: string }[], opts: EnqueueManyOptions = {}): Promise<void> {
     if (jobs.length === 0) return;
+    if (opts.replaceFinished) {
+      const q = this.queue(kind);
+      for (const j of jobs) {
+        const old = await q.getJob(j.jobId);
+        if (old && ((await old.isCompleted()) || (await old.isFailed()))) await old.remove();
+      }
+    }
     await unavailableOnFailure(this.queue(kind).addBulk(jobs.map((j) => ({ name: kind, data: j.payload, opts: this.jobOptions(kind, j.jobId) }))));
   }
 

@@ -56,11 +56,19 @@ export interface EnqueueOptions {
   jobId: string;
 }
 
+export interface EnqueueManyOptions {
+  /**
+   * A finished job (completed or failed, still kept in Redis) with the same id is removed so the
+   * job runs again. Without it, BullMQ would treat the id as taken.
+   */
+  replaceFinished?: boolean;
+}
+
 /** BullMQ with Redis, or in-process without: callers do not know which. */
 export interface JobQueue {
   readonly kind: 'bullmq' | 'in-process';
   enqueue(kind: JobKind, payload: unknown, opts: EnqueueOptions): Promise<void>;
-  enqueueMany(kind: JobKind, jobs: { payload: unknown; jobId: string }[]): Promise<void>;
+  enqueueMany(kind: JobKind, jobs: { payload: unknown; jobId: string }[], opts?: EnqueueManyOptions): Promise<void>;
   cancel(jobId: string): Promise<boolean>;
   /** Waiting + active + delayed, per kind (metrics). */
   depths(): Promise<Record<string, number>>;

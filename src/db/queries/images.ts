@@ -147,3 +147,15 @@ export async function deleteImage(db: Db, id: string): Promise<boolean> {
     return true;
   });
 }
+
+/** Live pending images of every collection, in id order from `afterId` (reconciliation pages through them). */
+export async function pendingImages(db: Db, p: { afterId?: string; limit: number }): Promise<{ id: string; collectionId: string; sha256: string }[]> {
+  const where: SQL[] = [eq(images.status, 'pending'), live];
+  if (p.afterId) where.push(sql`${images.id} > ${p.afterId}`);
+  return db
+    .select({ id: images.id, collectionId: images.collectionId, sha256: images.sha256 })
+    .from(images)
+    .where(and(...where))
+    .orderBy(asc(images.id))
+    .limit(checkLimit(p.limit));
+}
