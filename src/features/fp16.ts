@@ -42,11 +42,13 @@ export function halfValue(h: number): number {
   return s * (1024 + m) * 2 ** (e - 25);
 }
 
-let table: Float32Array | undefined;
-function decodeTable(): Float32Array {
+/** float32 bits of every half: copying bits is faster than storing floats. */
+let table: Uint32Array | undefined;
+function decodeTable(): Uint32Array {
   if (!table) {
-    table = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) table[h] = halfValue(h);
+    const values = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) values[h] = halfValue(h);
+    table = new Uint32Array(values.buffer);
   }
   return table;
 }
@@ -68,7 +70,13 @@ export function decodeHalf(bytes: Uint8Array): Float32Array {
   if (bytes.length % 2 !== 0) throw new RangeError(`binary16 data has an odd byte count (${bytes.length})`);
   const t = decodeTable();
   const out = new Float32Array(bytes.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = t[bytes[2 * i]! | (bytes[2 * i + 1]! << 8)]!;
+  const bits = new Uint32Array(out.buffer);
+  if (bytes.byteOffset % 2 === 0) {
+    const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, out.length);
+    for (let i = 0; i < halves.length; i++) bits[i] = t[halves[i]!]!;
+  } else {
+    for (let i = 0; i < bits.length; i++) bits[i] = t[bytes[2 * i]! | (bytes[2 * i + 1]! << 8)]!;
+  }
   return out;
 }
 
