@@ -54,11 +54,9 @@ export class Horizon {
 
   /** Keeps the list short while an old transaction holds the mark back. */
   private thin(): void {
-    if (this.scans.length < 64) return;
+    if (this.scans.length <= 64) return;
     // Dropping a scan only delays promotion: a later one is a stricter witness.
-    const kept = [this.scans[0]!];
-    for (const s of this.scans.slice(1, -1)) if (s.at - kept[kept.length - 1]!.at >= this.graceMs / 4) kept.push(s);
-    kept.push(this.scans[this.scans.length - 1]!);
+    const kept = this.scans.filter((_, i) => i === 0 || i === this.scans.length - 1 || i % 2 === 0);
     this.scans.splice(0, this.scans.length, ...kept);
   }
 }
