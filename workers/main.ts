@@ -19,6 +19,7 @@ export async function runWorker(opts: { shutdownDeadlineMs?: number } = {}): Pro
   const workers = startBullWorkers(processorDeps(ctx), table, {
     redisUrl: ctx.env.REDIS_URL,
     prefix: ctx.env.MIRA_QUEUE_PREFIX,
+    lockMs: ctx.env.MIRA_JOB_LOCK_MS,
     log: ctx.log,
   });
   ctx.log.info({ kinds: [...table.keys()], mode: ctx.mode }, 'worker started');

@@ -5,6 +5,8 @@ import type { EnqueueManyOptions, EnqueueOptions, JobKind, JobQueue, JobRun, Pro
 
 export interface BullOptions {
   redisUrl: string;
+  /** Job lock duration; stalled jobs are checked every half of it (default 30 s). */
+  lockMs?: number;
   /** Redis key prefix; tests use their own so they never see each other's jobs. */
   prefix?: string;
 }
@@ -152,8 +154,8 @@ export function startBullWorkers<C>(ctx: C, table: Map<JobKind, Processor<C, any
         prefix: opts.prefix ?? 'mira',
         concurrency: proc.queue.concurrency,
         // A worker that dies mid-job: its lock expires and another worker takes the job again.
-        lockDuration: 30_000,
-        stalledInterval: 15_000,
+        lockDuration: opts.lockMs ?? 30_000,
+        stalledInterval: Math.round((opts.lockMs ?? 30_000) / 2),
         maxStalledCount: 3,
       },
     );
