@@ -69,6 +69,7 @@ export interface ImageQuery {
 /** Live images oldest first, so a walk also sees images added while it runs. */
 export async function listImages(db: Db, q: ImageQuery): Promise<Page<Image>> {
   const limit = checkLimit(q.limit);
+  if (!isUuid(q.collectionId)) return { items: [], nextCursor: null };
   const where: SQL[] = [eq(images.collectionId, q.collectionId), live];
   if (q.metadata) where.push(sql`${images.metadata} @> ${JSON.stringify(q.metadata)}::jsonb`);
   if (q.status) where.push(eq(images.status, q.status));
@@ -85,7 +86,7 @@ export async function listImages(db: Db, q: ImageQuery): Promise<Page<Image>> {
 /** Live images of the collection by id; ids that are not (deleted, elsewhere, malformed) are absent. */
 export async function imagesByIds(db: Db, collectionId: string, ids: string[]): Promise<Map<string, Image>> {
   const valid = ids.filter(isUuid);
-  if (valid.length === 0) return new Map();
+  if (valid.length === 0 || !isUuid(collectionId)) return new Map();
   const rows = await db
     .select(columns)
     .from(images)
@@ -94,6 +95,7 @@ export async function imagesByIds(db: Db, collectionId: string, ids: string[]): 
 }
 
 export async function countImagesByStatus(db: Db, collectionId: string): Promise<Partial<Record<ImageStatus, number>>> {
+  if (!isUuid(collectionId)) return {};
   const rows = await db
     .select({ status: images.status, n: count() })
     .from(images)

@@ -1,7 +1,7 @@
 import { and, desc, eq, getTableColumns, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type { Db } from '../client.ts';
-import { NotFound } from '../errors.ts';
+import { FOREIGN_KEY_VIOLATION, NotFound, sqlState } from '../errors.ts';
 import { jobs, type jobKinds, type jobStates } from '../schema/index.ts';
 import { afterKeyset, checkLimit, decodeCursor, isUuid, keysetAt, toPage, type Page } from './page.ts';
 
@@ -30,7 +30,15 @@ const finished: readonly JobState[] = ['completed', 'failed', 'cancelled', 'lost
 
 /** Records a job; the same id again returns the existing record unchanged. */
 export async function createJob(db: Db, job: NewJob): Promise<{ job: Job; created: boolean }> {
-  const [inserted] = await db.insert(jobs).values(job).onConflictDoNothing({ target: jobs.id }).returning(columns);
+  const [inserted] = await db
+    .insert(jobs)
+    .values(job)
+    .onConflictDoNothing({ target: jobs.id })
+    .returning(columns)
+    .catch((err: unknown) => {
+      if (sqlState(err) === FOREIGN_KEY_VIOLATION) throw new NotFound('collection', String(job.collectionId));
+      throw err;
+    });
   if (inserted) return { job: inserted, created: true };
   const existing = await getJob(db, job.id);
   if (!existing) throw new NotFound('job', job.id);
