@@ -71,7 +71,9 @@ export const envSchema = z.object({
 export type Env = z.infer<typeof envSchema>;
 
 export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
-  const parsed = envSchema.safeParse(env);
+  // An empty variable means the same as an unset one (`REDIS_URL= mira serve` runs without Redis).
+  const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+  const parsed = envSchema.safeParse(set);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new Error(`environment variable ${issue.path.join('.')}: ${issue.message}`);
