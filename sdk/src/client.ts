@@ -1,0 +1,113 @@
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import createClient, { type Client } from 'openapi-fetch';
+import { MiraApiError } from './errors.ts';
+import type { components, paths } from './schema.ts';
+
+export type Schemas = components['schemas'];
+export type Job = Schemas['Job'];
+export type JobProgress = Schemas['JobProgress'];
+
+export interface MiraClientOptions {
+  baseUrl: string;
+  /** `mira_<prefix>_<secret>`; omit for a server in no-auth mode. */
+  apiKey?: string;
+  /** Sent as X-Request-Id on every request (else the server makes one per request). */
+  requestId?: string;
+  fetch?: typeof fetch;
+  headers?: Record<string, string>;
+}
+
+/** What an image can be given as: bytes, a Blob/File, or a path on this machine. */
+export type ImageInput = Uint8Array | ArrayBuffer | Blob | string;
+
+const FINISHED = new Set<Job['state']>(['completed', 'failed', 'cancelled', 'lost']);
+
+/** Bytes, Blob or file path -> a Blob with a file name, for multipart uploads. */
+export async function toBlob(input: ImageInput, filename?: string): Promise<{ blob: Blob; filename: string }> {
+  if (typeof input === 'string') return { blob: new Blob([new Uint8Array(await readFile(input))]), filename: filename ?? basename(input) };
+  if (input instanceof Blob) return { blob: input, filename: filename ?? ((input as File).name || 'image') };
+  const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
+  return { blob: new Blob([new Uint8Array(bytes)]), filename: filename ?? 'image' };
+}
+
+/**
+ * The Mira client. `api` is the generated client (every operation, typed from openapi.yaml); a
+ * non-2xx answer rejects with MiraApiError instead of resolving with `error`. The methods here add
+ * uploads and job waiting.
+ */
+export class MiraClient {
+  readonly api: Client<paths>;
+  private readonly baseUrl: string;
+  private readonly headers: Record<string, string>;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(opts: MiraClientOptions) {
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    this.fetchImpl = opts.fetch ?? globalThis.fetch;
+    this.headers = {
+      ...opts.headers,
+      ...(opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}),
+      ...(opts.requestId ? { 'x-request-id': opts.requestId } : {}),
+    };
+    this.api = createClient<paths>({ baseUrl: this.baseUrl, headers: this.headers, fetch: (r) => this.fetchImpl(r) });
+    this.api.use({
+      async onResponse({ response }) {
+        if (!response.ok) throw await MiraApiError.from(response);
+        return undefined;
+      },
+    });
+  }
+
+  /** The data of a call on `api` (errors have already been thrown by then). */
+  static async data<T>(call: Promise<{ data?: T; response: Response }>): Promise<T> {
+    const { data, response } = await call;
+    if (data === undefined && response.status !== 204) throw new Error(`${response.url}: ${response.status} without a body`);
+    return data as T;
+  }
+
+  /**
+   * A multipart POST of one image (field `file`) plus string fields, for the upload operations.
+   * Returns the parsed JSON answer; rejects with MiraApiError.
+   */
+  async upload<T = unknown>(path: string, image: ImageInput, fields: Record<string, string> = {}, opts: { filename?: string; query?: Record<string, string> } = {}): Promise<T> {
+    const { blob, filename } = await toBlob(image, opts.filename);
+    const form = new FormData();
+    form.set('file', blob, filename);
+    for (const [k, v] of Object.entries(fields)) form.set(k, v);
+    const qs = opts.query ? `?${new URLSearchParams(opts.query)}` : '';
+    const response = await this.fetchImpl(`${this.baseUrl}${path}${qs}`, { method: 'POST', headers: this.headers, body: form });
+    if (!response.ok) throw await MiraApiError.from(response);
+    return (await response.json()) as T;
+  }
+
+  getJob(id: string): Promise<Job> {
+    return MiraClient.data(this.api.GET('/v1/jobs/{id}', { params: { path: { id } } }));
+  }
+
+  /**
+   * Polls the job until it finishes (completed, failed, cancelled or lost) and returns it in that
+   * state; `onProgress` hears every change of progress. Polls quickly at first, then every 2 s.
+   */
+  async waitForJob(
+    id: string,
+    opts: { onProgress?: (progress: JobProgress, job: Job) => void; timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<Job> {
+    const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
+    let delay = 50;
+    let last = '';
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const job = await this.getJob(id);
+      const seen = JSON.stringify(job.progress);
+      if (seen !== last) {
+        last = seen;
+        opts.onProgress?.(job.progress, job);
+      }
+      if (FINISHED.has(job.state)) return job;
+      if (Date.now() + delay > deadline) throw new Error(`job ${id} is still ${job.state} after ${opts.timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 2000);
+    }
+  }
+}

@@ -1,0 +1,16 @@
+import type { App } from '../types.ts';
+import { registerCollections } from './collections/index.ts';
+import { registerJobs } from './jobs/index.ts';
+import { registerKeys } from './keys/index.ts';
+import { registerModels } from './models/index.ts';
+import { registerService } from './service/index.ts';
+
+/** Every documented route, in the order the spec lists them. */
+export function registerRoutes(app: App): App {
+  registerService(app);
+  registerCollections(app);
+  registerModels(app);
+  registerJobs(app);
+  registerKeys(app);
+  return app;
+}

@@ -1,0 +1,10 @@
+import type { App } from '../../types.ts';
+import { registerCancelJob } from './cancel.ts';
+import { registerGetJob } from './get.ts';
+import { registerListJobs } from './list.ts';
+
+export function registerJobs(app: App) {
+  registerListJobs(app);
+  registerGetJob(app);
+  registerCancelJob(app);
+}
