@@ -8,7 +8,8 @@ import { MiraClient } from '../../sdk/src/index.ts';
 import { createKey, type Scope } from '../../src/api/keys.ts';
 import type { ApiContext } from '../../src/app.ts';
 import { loadEnv } from '../../src/config.ts';
-import { openDatabase, type Database } from '../../src/db/client.ts';
+import { openDatabase, type Database, type Db } from '../../src/db/client.ts';
+import { registerModel } from '../../src/db/queries/models.ts';
 import { InProcessJobQueue } from '../../src/jobs/in-process.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 
@@ -32,7 +33,7 @@ export const unique = (prefix: string): string => `${prefix}-${randomBytes(5).to
  * in-process job queue without processors, and the API. The context is the database-level part of
  * the AppContext, so these tests need no model bundle.
  */
-export function useServer(env: Record<string, string> = {}): () => LiveServer {
+export function useServer(env: Record<string, string> = {}): (() => LiveServer) & { mode: typeof mode } {
   let live: LiveServer | undefined;
   let server: RunningServer | undefined;
   let dir: string | undefined;
@@ -63,10 +64,27 @@ export function useServer(env: Record<string, string> = {}): () => LiveServer {
     await live?.database.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
-  return () => {
+  const get = () => {
     if (!live) throw new Error('server not started');
     return live;
   };
+  return Object.assign(get, { mode });
+}
+
+/** A model row only this test file uses (no bundle on disk: the routes here never run it). */
+export async function ownModel(db: Db, opts: { name?: string; version?: string; graphs?: string[] } = {}) {
+  const name = opts.name ?? unique('test-model');
+  const graphs = Object.fromEntries((opts.graphs ?? ['vision', 'text']).map((g) => [g, { file: `${g}.onnx` }]));
+  const { model } = await registerModel(db, {
+    name,
+    version: opts.version ?? '1',
+    family: 'clip',
+    path: `/nowhere/${name}`,
+    checksum: randomBytes(16).toString('hex'),
+    embedDim: 4,
+    manifest: { graphs },
+  });
+  return model;
 }
 
 /** Runs the call and returns the MiraApiError it rejects with (failing when it resolves). */

@@ -43,7 +43,7 @@ export function toModel(m: Row): Model {
     embedDim: m.embedDim,
     active: m.active,
     checksum: m.checksum,
-    graphs: Object.keys(graphs).filter((g) => graphs[g]),
+    graphs: Object.keys(graphs).filter((g) => graphs[g]).sort(),
     registeredAt: iso(m.registeredAt),
   };
 }
