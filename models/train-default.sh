@@ -14,10 +14,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY="${MIRA_PYTHON:-/usr/bin/python3}"
-RUN="models/runs/default"
-OUT="models/default"
+RUN="${MIRA_RUN_DIR:-models/runs/default}"     # relative to the repository root
+OUT="${MIRA_BUNDLE_OUT:-models/default}"
 DATA="${MIRA_SCENES_DIR:-data/scenes}"
-TRAIN_N="${MIRA_TRAIN_N:-40000}"
+TRAIN_N="${MIRA_TRAIN_N:-50000}"
 VAL_N="${MIRA_VAL_N:-1000}"
 BUDGET_MIN=65      # whole job, data generation and export included
 FOREGROUND=0
@@ -82,9 +82,10 @@ USED_MIN=$(( ($(date +%s) - START) / 60 ))
 TRAIN_MIN=$("$PY" -c "print(max(5.0, $BUDGET_MIN - $USED_MIN - 6))")
 echo "{\"event\":\"budget\",\"total_min\":$BUDGET_MIN,\"used_min\":$USED_MIN,\"train_min\":$TRAIN_MIN}"
 
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
 cd models
 set +e
-"$PY" -u -m mira_blip.train --train "../$DATA/train" --val "../$DATA/val" --run "runs/default" --out default \
+"$PY" -u -m mira_blip.train --train "$(abs "$DATA/train")" --val "$(abs "$DATA/val")" --run "$(abs "$RUN")" --out "$(abs "$OUT")" \
   --budget-min "$TRAIN_MIN" ${EXTRA[@]+"${EXTRA[@]}"}
 RC=$?
 set -e

@@ -71,7 +71,7 @@ def _recall(ranked_hits: torch.Tensor) -> dict[str, float]:
 
 
 @torch.no_grad()
-def retrieval_metrics(model, split: SceneSplit, n: int, max_len: int, k: int = 16, device='cpu', amp=False) -> dict:
+def retrieval_metrics(model, split: SceneSplit, n: int, max_len: int, k: int = 16, device='cpu', amp=False, i2t_rerank=True) -> dict:
     model.eval()
     n = min(n, len(split))
     vocab = split.vocab
@@ -100,6 +100,8 @@ def retrieval_metrics(model, split: SceneSplit, n: int, max_len: int, k: int = 1
     simT = sim.t()
     order = simT.argsort(dim=1, descending=True)[:, :k]
     res['i2t_itc'] = _recall(cap_key[order] == img_key[:, None])
+    if not i2t_rerank:
+        return res
     pi = torch.arange(n).repeat_interleave(k)
     pt = order.reshape(-1)
     itm = itm_scores(model, words, img_embeds, pt.tolist(), pi.tolist(), vocab, max_len, device, amp).view(n, k)
@@ -150,10 +152,10 @@ def caption_metrics(model, split: SceneSplit, n: int, max_new: int, device='cpu'
     return res
 
 
-def evaluate(model, split: SceneSplit, n: int, max_len: int, max_new: int, k: int = 16, device='cpu', amp=False, captions=True) -> dict:
+def evaluate(model, split: SceneSplit, n: int, max_len: int, max_new: int, k: int = 16, device='cpu', amp=False, captions=True, i2t_rerank=True) -> dict:
     t0 = time.time()
     was = model.training
-    res = retrieval_metrics(model, split, n, max_len, k, device, amp)
+    res = retrieval_metrics(model, split, n, max_len, k, device, amp, i2t_rerank)
     if captions:
         res.update(caption_metrics(model, split, n, max_new, device, amp))
     res['eval_s'] = round(time.time() - t0, 1)

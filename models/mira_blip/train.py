@@ -132,7 +132,7 @@ def autocast(device: str, enabled: bool):
     return torch.autocast(device_type='cuda' if device.startswith('cuda') else 'cpu', dtype=torch.bfloat16, enabled=enabled)
 
 
-def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True):
+def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True):
     """BLIP's three losses on one batch. Returns (dict of scalar losses, stats)."""
     key = b['key']
     pos = key[:, None] == key[None, :]  # same scene = positive (BLIP retrieval's idx rule)
@@ -175,7 +175,11 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
         itm_logits = model.itm_logits(itm_ids, itm_mask, img[itm_img_idx])
         lm_logits = model.decoder_logits(b['lm_ids'], b['lm_mask'], img)
     itm_logits = itm_logits.float()
-    l_itm = F.cross_entropy(itm_logits, labels)
+    if itm_balance:  # positives and negatives weigh the same in total (BLIP has 1 : 2 unweighted)
+        n_neg = labels.shape[0] - n_pos
+        l_itm = F.cross_entropy(itm_logits, labels, weight=torch.tensor([1.0, n_neg / n_pos], device=labels.device))
+    else:
+        l_itm = F.cross_entropy(itm_logits, labels)
     shifted = lm_logits[:, :-1].float()
     l_lm = F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), b['lm_labels'][:, 1:].reshape(-1), ignore_index=-100, label_smoothing=0.1)
     with torch.no_grad():
@@ -261,7 +265,7 @@ def parse_args(argv=None):
     g.add_argument('--run', type=Path, required=True, help='run folder: checkpoint, log.jsonl, weights')
     g.add_argument('--out', type=Path, help='bundle folder to export into when training ends')
     g = ap.add_argument_group('model')
-    g.add_argument('--image-size', type=int, default=64)
+    g.add_argument('--image-size', type=int, default=48)
     g.add_argument('--patch', type=int, default=8)
     g.add_argument('--vision-width', type=int, default=128)
     g.add_argument('--vision-layers', type=int, default=4)
@@ -274,23 +278,24 @@ def parse_args(argv=None):
     g.add_argument('--no-share', action='store_true', help='separate decoder (default: BLIP pre-training sharing)')
     g = ap.add_argument_group('optimisation')
     g.add_argument('--batch', type=int, default=128)
-    g.add_argument('--lr', type=float, default=1e-3)
+    g.add_argument('--lr', type=float, default=7e-4)
     g.add_argument('--wd', type=float, default=0.05)
     g.add_argument('--warmup', type=int, default=300)
     g.add_argument('--final-lr-ratio', type=float, default=0.05)
     g.add_argument('--steps', type=int, help='total steps (fixes the schedule; overrides --budget-min)')
     g.add_argument('--budget-min', type=float, default=50.0, help='training wall-clock budget; sets the step count from measured s/step')
     g.add_argument('--w-itc', type=float, default=1.0)
-    g.add_argument('--w-itm', type=float, default=1.0)
+    g.add_argument('--w-itm', type=float, default=2.0)
     g.add_argument('--w-lm', type=float, default=1.0)
     g.add_argument('--no-swap-negatives', action='store_true', help='ITM without the swapped-caption text negatives')
+    g.add_argument('--no-itm-balance', action='store_true', help='plain ITM cross entropy (default: positives weighted to balance the negatives)')
     g.add_argument('--seed', type=int, default=0)
     g = ap.add_argument_group('machine')
     g.add_argument('--device', default='auto', help='auto|cpu|cuda')
     g.add_argument('--threads', type=int, default=0, help='torch threads (0: all cores)')
     g.add_argument('--amp', choices=['auto', 'bf16', 'off'], default='auto', help='bfloat16 autocast (auto: on for CUDA bf16 / CPUs with avx512_bf16 or amx)')
     g = ap.add_argument_group('evaluation and checkpoints')
-    g.add_argument('--evals', type=int, default=8, help='validation passes during training')
+    g.add_argument('--evals', type=int, default=6, help='validation passes during training')
     g.add_argument('--eval-n', type=int, default=500, help='validation images per pass during training')
     g.add_argument('--final-eval-n', type=int, default=1000)
     g.add_argument('--log-every', type=int, default=25)
@@ -367,7 +372,7 @@ def main(argv=None) -> int:
 
     def run_eval(n, final=False):
         te = time.time()
-        res = evaluate(model, val, n, a.max_len, max_new, device=device, amp=amp and not final)
+        res = evaluate(model, val, n, a.max_len, max_new, device=device, amp=amp, i2t_rerank=final)
         res.update(event='eval', step=step, final=final)
         log(res)
         return res, time.time() - te
@@ -388,15 +393,26 @@ def main(argv=None) -> int:
             _, eval_s = run_eval(a.eval_n)
             budget = a.budget_min * 60 - state['train_s'] - (a.evals * eval_s)
             total = state['total'] = max(step + 100, int(budget / s_per_step) // 50 * 50)
+            state['eval_s'] = eval_s
             log({'event': 'profile', 's_per_step': round(s_per_step, 3), 'eval_s': round(eval_s, 1), 'total_steps': total})
         if step == 5:
             t_prof = time.time()
+        if total is not None and a.budget_min and step % a.log_every == 0 and step >= 100 and state.get('s_per_step'):
+            # only ever shrinks the schedule: on a machine at least as fast as measured it never
+            # fires and the run is reproducible; on a loaded machine the run still ends in budget
+            evals_left = max(0, a.evals - len(state['evals']))
+            left = a.budget_min * 60 - state['train_s'] - evals_left * state.get('eval_s', 0)
+            if (total - step) * state['s_per_step'] > left * 1.02:
+                new_total = max(step + 50, int(left / state['s_per_step']) + step)
+                if new_total < total:
+                    log({'event': 'replan', 'step': step, 'old_total': total, 'total': new_total, 's_per_step': round(state['s_per_step'], 3)})
+                    total = state['total'] = new_total
         lr = lr_at(step, total or 10**9, a.warmup, a.lr, a.final_lr_ratio)
         for gp in opt.param_groups:
             gp['lr'] = lr
         b = batcher.batch(step, a.max_len, device)
         gen = torch.Generator().manual_seed(a.seed * 1_000_003 + step)
-        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives)
+        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance)
         loss = a.w_itc * losses['itc'] + a.w_itm * losses['itm'] + a.w_lm * losses['lm']
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -410,6 +426,7 @@ def main(argv=None) -> int:
             state['train_s'] += now - seg_start
             sps = (now - seg_start) / max(1, seg_steps)
             seg_start, seg_steps = now, 0
+            state['s_per_step'] = sps if 's_per_step' not in state else 0.7 * state['s_per_step'] + 0.3 * sps
             log({'event': 'step', 'step': step, 'total': total, 'lr': round(lr, 7), 'loss': round(float(loss), 4),
                  **{k: round(float(v), 4) for k, v in losses.items()}, 'temp': round(float(model.temp), 4), 'grad_norm': round(float(gn), 3),
                  **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}, 's_per_step': round(sps, 3),
