@@ -14,7 +14,7 @@ import { InProcessJobQueue } from '../../src/jobs/in-process.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 
 /** Postgres and Redis when DATABASE_URL / REDIS_URL are set (service mode), else PGlite (embedded). */
-export const mode = process.env.DATABASE_URL ? 'service' : 'embedded';
+export const mode: 'service' | 'embedded' = process.env.DATABASE_URL ? 'service' : 'embedded';
 
 export interface LiveServer {
   url: string;
