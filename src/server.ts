@@ -32,8 +32,7 @@ export async function startServer(ctx: ApiContext, opts: ServerOptions): Promise
     }
     ctx.log.warn({ host: opts.host }, 'API authentication is OFF (MIRA_AUTH=off): anyone who can reach this loopback address has full access');
   }
-  const redisUrl = (ctx.env as { REDIS_URL?: string }).REDIS_URL;
-  const limiter: RateLimiter | undefined = ctx.mode === 'service' && redisUrl ? RedisRateLimiter.connect(redisUrl) : undefined;
+  const limiter: RateLimiter | undefined = ctx.mode === 'service' && ctx.env.REDIS_URL ? RedisRateLimiter.connect(ctx.env.REDIS_URL) : undefined;
   const app = newApp(ctx, limiter ? { rateLimiter: limiter } : {});
 
   const server = await new Promise<Server>((resolve, reject) => {

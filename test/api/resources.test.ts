@@ -10,8 +10,8 @@ const data = MiraClient.data;
 
 describe('collections', () => {
   it('are created, listed, read and deleted', async () => {
-    const { admin, database } = server();
-    const model = await ownModel(database.db);
+    const { admin, db } = server();
+    const model = await ownModel(db);
     const name = unique('photos');
     const created = await data(admin.api.POST('/v1/collections', { body: { name, embedder: model.id, hnsw: { m: 8, efConstruction: 100, efSearch: 32 } } }));
     expect(created).toMatchObject({ name, embedder: model.id, reranker: null, dim: 4, hnsw: { m: 8, efConstruction: 100, efSearch: 32 } });
@@ -26,8 +26,8 @@ describe('collections', () => {
   });
 
   it('a taken name is 409 conflict', async () => {
-    const { admin, database } = server();
-    const model = await ownModel(database.db);
+    const { admin, db } = server();
+    const model = await ownModel(db);
     const name = unique('dup');
     await data(admin.api.POST('/v1/collections', { body: { name, embedder: model.id } }));
     const err = await problemOf(admin.api.POST('/v1/collections', { body: { name, embedder: model.id } }));
@@ -36,8 +36,8 @@ describe('collections', () => {
   });
 
   it('models that do not exist or cannot serve their role are 422, naming the field', async () => {
-    const { admin, database } = server();
-    const clip = await ownModel(database.db);
+    const { admin, db } = server();
+    const clip = await ownModel(db);
     const missing = await problemOf(admin.api.POST('/v1/collections', { body: { name: unique('c'), embedder: 'nope@1' } }));
     expect(missing, JSON.stringify(missing.problem)).toMatchObject({ status: 422, code: 'unknown_model' });
     expect(missing.problem.field).toBe('embedder');
@@ -49,8 +49,8 @@ describe('collections', () => {
 
 describe('models', () => {
   it('are listed with their graphs', async () => {
-    const { admin, database } = server();
-    const model = await ownModel(database.db, { graphs: ['itm', 'text', 'vision'] });
+    const { admin, db } = server();
+    const model = await ownModel(db, { graphs: ['itm', 'text', 'vision'] });
     const { items } = await data(admin.api.GET('/v1/models'));
     expect(items.find((m) => m.id === model.id)).toMatchObject({ family: 'clip', embedDim: 4, graphs: ['itm', 'text', 'vision'] });
   });
@@ -61,12 +61,12 @@ describe('models', () => {
   });
 
   it('activating a new version of the embedder of a non-empty collection is 409 reextraction_required', async () => {
-    const { admin, database } = server();
+    const { admin, db } = server();
     const name = unique('family');
-    const v1 = await ownModel(database.db, { name, version: '1' });
-    const v2 = await ownModel(database.db, { name, version: '2' });
+    const v1 = await ownModel(db, { name, version: '1' });
+    const v2 = await ownModel(db, { name, version: '2' });
     const col = await data(admin.api.POST('/v1/collections', { body: { name: unique('c'), embedder: v1.id } }));
-    await database.db.insert(images).values({ collectionId: col.id, sha256: randomUUID(), source: 'upload:x.png', mime: 'image/png', width: 1, height: 1, bytes: 1 });
+    await db.insert(images).values({ collectionId: col.id, sha256: randomUUID(), source: 'upload:x.png', mime: 'image/png', width: 1, height: 1, bytes: 1 });
     const err = await problemOf(admin.api.POST('/v1/models/{id}/activate', { params: { path: { id: v2.id } } }));
     expect(err, JSON.stringify(err.problem)).toMatchObject({ status: 409, code: 'reextraction_required' });
     expect(err.problem.detail).toContain(col.name);
@@ -78,12 +78,12 @@ describe('models', () => {
 
 describe('jobs', () => {
   it('are read with progress, listed by cursor and cancelled once', async () => {
-    const { admin, database } = server();
-    const model = await ownModel(database.db);
+    const { admin, db } = server();
+    const model = await ownModel(db);
     const col = await data(admin.api.POST('/v1/collections', { body: { name: unique('c'), embedder: model.id } }));
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const { job } = await createJob(database.db, { id: unique('job'), kind: 'ingest', collectionId: col.id, payload: {}, progress: { done: i, total: 5 } });
+      const { job } = await createJob(db, { id: unique('job'), kind: 'ingest', collectionId: col.id, payload: {}, progress: { done: i, total: 5 } });
       ids.push(job.id);
     }
     const one = await admin.getJob(ids[2]!);
@@ -101,22 +101,22 @@ describe('jobs', () => {
 
     const cancelled = await data(admin.api.POST('/v1/jobs/{id}/cancel', { params: { path: { id: ids[0]! } } }));
     expect(cancelled.state).toBe('cancelled');
-    await updateJob(database.db, ids[1]!, { state: 'completed' });
+    await updateJob(db, ids[1]!, { state: 'completed' });
     const done = await problemOf(admin.api.POST('/v1/jobs/{id}/cancel', { params: { path: { id: ids[1]! } } }));
     expect(done, JSON.stringify(done.problem)).toMatchObject({ status: 409, code: 'job_finished' });
   });
 
   it('waitForJob reports progress until the job finishes', async () => {
-    const { admin, database } = server();
-    const { job } = await createJob(database.db, { id: unique('job'), kind: 'ingest', payload: {}, progress: { done: 0, total: 2 } });
+    const { admin, db } = server();
+    const { job } = await createJob(db, { id: unique('job'), kind: 'ingest', payload: {}, progress: { done: 0, total: 2 } });
     const heard: number[] = [];
     const finished = admin.waitForJob(job.id, {
       timeoutMs: 30_000,
       onProgress: (p) => {
         heard.push(p.done);
         // Drive the job from the first progress report: no timing assumptions.
-        if (p.done === 0) void updateJob(database.db, job.id, { state: 'running', progress: { done: 1, total: 2 } });
-        if (p.done === 1) void updateJob(database.db, job.id, { state: 'completed', progress: { done: 2, total: 2 } });
+        if (p.done === 0) void updateJob(db, job.id, { state: 'running', progress: { done: 1, total: 2 } });
+        if (p.done === 1) void updateJob(db, job.id, { state: 'completed', progress: { done: 2, total: 2 } });
       },
     });
     const final = await finished;

@@ -10,11 +10,11 @@ const server = useServer();
 
 /** Two collections, A and B, and a read key limited to A. */
 async function twoCollections() {
-  const { admin, database, client } = server();
-  const model = await ownModel(database.db);
+  const { admin, db, client } = server();
+  const model = await ownModel(db);
   const create = (name: string) => MiraClient.data(admin.api.POST('/v1/collections', { body: { name: unique(name), embedder: model.id } }));
   const [a, b] = [await create('a'), await create('b')];
-  const jobB = (await createJob(database.db, { id: unique('job-b'), kind: 'ingest', collectionId: b.id, payload: {} })).job;
+  const jobB = (await createJob(db, { id: unique('job-b'), kind: 'ingest', collectionId: b.id, payload: {} })).job;
   return { a, b, jobB, onlyA: await client(['read'], [a.id]) };
 }
 
@@ -47,10 +47,10 @@ describe('authentication', () => {
 
 describe('scopes', () => {
   it('a read key can read but cannot write or administer (403)', async () => {
-    const { client, database } = server();
+    const { client, db } = server();
     const reader = await client(['read']);
     await MiraClient.data(reader.api.GET('/v1/jobs', { params: { query: {} } }));
-    const job = (await createJob(database.db, { id: unique('job'), kind: 'ingest', payload: {} })).job;
+    const job = (await createJob(db, { id: unique('job'), kind: 'ingest', payload: {} })).job;
     const cancel = await problemOf(reader.api.POST('/v1/jobs/{id}/cancel', { params: { path: { id: job.id } } }));
     expect(cancel.status, JSON.stringify(cancel.problem)).toBe(403);
     expect(cancel.code).toBe('forbidden');

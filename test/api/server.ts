@@ -1,25 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
-import { MiraClient } from '../../sdk/src/index.ts';
+import { MiraApiError, MiraClient } from '../../sdk/src/index.ts';
 import { createKey, type Scope } from '../../src/api/keys.ts';
 import type { ApiContext } from '../../src/app.ts';
-import { loadEnv } from '../../src/config.ts';
-import { openDatabase, type Database, type Db } from '../../src/db/client.ts';
+import type { Db } from '../../src/db/client.ts';
 import { registerModel } from '../../src/db/queries/models.ts';
-import { InProcessJobQueue } from '../../src/jobs/in-process.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
+import { modes, testContext, type TestContext } from '../support/context.ts';
 
-/** Postgres and Redis when DATABASE_URL / REDIS_URL are set (service mode), else PGlite (embedded). */
-export const mode: 'service' | 'embedded' = process.env.DATABASE_URL ? 'service' : 'embedded';
+/** Service mode (Postgres, BullMQ on Redis) when DATABASE_URL and REDIS_URL are set, else embedded (PGlite). */
+export const mode: 'service' | 'embedded' = modes.includes('service') ? 'service' : 'embedded';
 
 export interface LiveServer {
   url: string;
-  database: Database;
   ctx: ApiContext;
+  db: Db;
   /** A client with an unlimited admin key. */
   admin: MiraClient;
   /** A client with a new key of these scopes (and collections). */
@@ -29,40 +24,27 @@ export interface LiveServer {
 export const unique = (prefix: string): string => `${prefix}-${randomBytes(5).toString('hex')}`;
 
 /**
- * Starts a real server on 127.0.0.1, port 0, for one test file: the database (migrated), an
- * in-process job queue without processors, and the API. The context is the database-level part of
- * the AppContext, so these tests need no model bundle.
+ * Starts a real server on 127.0.0.1, port 0, over a real context (the tiny BLIP bundle, a private
+ * data folder, queue prefix and, in service mode, a worker) for one test file.
  */
 export function useServer(env: Record<string, string> = {}): (() => LiveServer) & { mode: typeof mode } {
   let live: LiveServer | undefined;
   let server: RunningServer | undefined;
-  let dir: string | undefined;
+  let test: TestContext | undefined;
   beforeAll(async () => {
-    const parsed = loadEnv({ ...process.env, ...env });
-    const database = process.env.DATABASE_URL
-      ? await openDatabase({ url: process.env.DATABASE_URL, max: 4 })
-      : await openDatabase({ dataDir: (dir = await mkdtemp(join(tmpdir(), 'mira-api-'))) });
-    const log = pino({ level: process.env.MIRA_TEST_LOG ?? 'silent' });
-    const ctx: ApiContext = {
-      env: Object.assign(parsed, { REDIS_URL: process.env.REDIS_URL }),
-      log,
-      mode: database.mode,
-      db: database.db,
-      queue: new InProcessJobQueue(() => ({}), new Map(), log),
-    };
+    test = await testContext(mode, env);
+    const ctx: ApiContext = test.ctx;
     server = await startServer(ctx, { host: '127.0.0.1', port: 0 });
     const url = server.url;
     const client = async (scopes: Scope[], collections: string[] | null = null) => {
-      const { key } = await createKey(database.db, { name: unique('test-key'), scopes, collections });
+      const { key } = await createKey(ctx.db, { name: unique('test-key'), scopes, collections });
       return new MiraClient({ baseUrl: url, apiKey: key });
     };
-    live = { url, database, ctx, admin: await client(['admin']), client };
+    live = { url, ctx, db: ctx.db, admin: await client(['admin']), client };
   });
   afterAll(async () => {
     await server?.close();
-    await live?.ctx.queue.close();
-    await live?.database.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await test?.stop();
   });
   const get = () => {
     if (!live) throw new Error('server not started');
@@ -88,8 +70,7 @@ export async function ownModel(db: Db, opts: { name?: string; version?: string; 
 }
 
 /** Runs the call and returns the MiraApiError it rejects with (failing when it resolves). */
-export async function problemOf(call: Promise<unknown>): Promise<import('../../sdk/src/index.ts').MiraApiError> {
-  const { MiraApiError } = await import('../../sdk/src/index.ts');
+export async function problemOf(call: Promise<unknown>): Promise<MiraApiError> {
   try {
     const value = await call;
     throw new Error(`expected an error, got ${JSON.stringify(value)}`);
