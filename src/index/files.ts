@@ -52,6 +52,12 @@ export function fileSafe(name: string): string {
   return out;
 }
 
+/** Removes every index file of a collection (after the collection is deleted in Postgres). */
+export async function dropCollectionFiles(dataDir: string, collectionId: string): Promise<void> {
+  const { hnsw } = indexPaths(dataDir, collectionId, 'x');
+  await rm(dirname(hnsw), { recursive: true, force: true });
+}
+
 export async function sha256File(file: string): Promise<string> {
   const h = createHash('sha256');
   for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);

@@ -1,4 +1,5 @@
-import { VectorIndex, type OpenIndexOptions } from './vector-index.ts';
+import type { OpenIndexOptions } from './options.ts';
+import { VectorIndex } from './vector-index.ts';
 
 export type RegistryOptions = Omit<OpenIndexOptions, 'collectionId' | 'modelId'> & {
   /** Replicas follow Postgres at this interval; leave out for a process that syncs after its own writes. */

@@ -1,46 +1,13 @@
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import type { Db } from '../db/client.ts';
 import { readChanges, readVectors, rowsOf } from './changes.ts';
-import { encodeLabels, indexPaths, savePair, type IndexPaths, type SaveStep } from './files.ts';
+import { buildCompacted, catchUp } from './compaction.ts';
+import { encodeLabels, indexPaths, savePair, type IndexPaths } from './files.ts';
 import { Follower } from './follow.ts';
 import { Horizon } from './horizon.ts';
 import { loadParams, loadVerified, type OpenedBy } from './load.ts';
 import type { SearchHit } from './exact.ts';
-import { HnswStore, INITIAL_CAPACITY, newHnsw, type HnswParams, type SearchOptions, type Space } from './store.ts';
-
-/** pino's shape, so a pino logger fits. */
-export interface IndexLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-}
-
-export type IndexStep = SaveStep | 'compaction-built';
-
-export interface OpenIndexOptions {
-  db: Db;
-  dataDir: string;
-  collectionId: string;
-  modelId: string;
-  space?: Space;
-  logger?: IndexLogger;
-  /** Compact once tombstones are more than this share of the graph (default 0.2). */
-  compactAbove?: number;
-  /** See Horizon (default 1000 ms). */
-  graceMs?: number;
-  /** Slots of a graph built from scratch (default 1024); it doubles when full. */
-  initialCapacity?: number;
-  /** Rows per change page (default 2000). */
-  pageSize?: number;
-  /** Called between the steps of a save or compaction; crash tests kill the process here. */
-  onStep?: (step: IndexStep) => void | Promise<void>;
-}
-
-export interface SyncResult {
-  added: number;
-  deleted: number;
-  lastApplied: number;
-}
+import type { IndexLogger, OpenIndexOptions, SyncResult } from './options.ts';
+import { HnswStore, INITIAL_CAPACITY, newHnsw, type HnswParams, type SearchOptions } from './store.ts';
 
 const silent: IndexLogger = { info() {}, warn() {} };
 
@@ -159,19 +126,10 @@ export class VectorIndex {
   private async runCompaction(): Promise<void> {
     const old = this.store;
     const before = { count: old.count, deleted: old.tombstones.size };
-    const fresh = new HnswStore(this.params, newHnsw(this.params, Math.max(Math.ceil(old.count * 1.25), 16)));
-    let slice = performance.now();
-    for (const label of [...old.live]) {
-      if (old.live.has(label)) fresh.add(label, old.vector(label));
-      if (performance.now() - slice > 20) {
-        await yieldToLoop();
-        slice = performance.now();
-      }
-    }
+    const fresh = await buildCompacted(old);
     await this.opts.onStep?.('compaction-built');
     await this.exclusive(async () => {
-      for (const label of [...fresh.live]) if (!old.live.has(label)) fresh.delete(label);
-      for (const label of old.live) if (!fresh.live.has(label)) fresh.add(label, old.vector(label));
+      catchUp(fresh, old);
       this.store = fresh;
       await this.saveLocked();
     });

@@ -1,7 +1,7 @@
 import { open, readFile, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { indexPaths } from '../../src/index/files.ts';
-import { VectorIndex } from '../../src/index/index.ts';
+import { IndexRegistry, VectorIndex } from '../../src/index/index.ts';
 import { addVectors, captureLogger, deleteImages, modes, ownCollection, unitVectors, useDatabase, useTempDirs, type Owned } from './helpers.ts';
 
 describe.each(modes)('index lifecycle, $mode', (m) => {
@@ -100,6 +100,16 @@ describe.each(modes)('index lifecycle, $mode', (m) => {
     const ix = await openIndex(dataDir);
     expect(ix.openedBy).toBe('rebuilt-missing');
     expect(ix.stats().count).toBe(12);
+  });
+
+  it.skipIf(m.skip)('the registry opens one index per (collection, model), however many ask at once', async () => {
+    own = await ownCollection(db(), 8);
+    await addVectors(db(), own, unitVectors(5, 8, 1));
+    const registry = new IndexRegistry({ db: db(), dataDir: await tempDir() });
+    const [a, b] = await Promise.all([registry.get(own.collectionId, own.modelId), registry.get(own.collectionId, own.modelId)]);
+    expect(a).toBe(b);
+    expect(a.stats().count).toBe(5);
+    await registry.close();
   });
 
   it.skipIf(m.skip)('rebuilds when the collection changed its HNSW parameters', async () => {
