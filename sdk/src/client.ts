@@ -7,6 +7,8 @@ import type { components, paths } from './schema.ts';
 export type Schemas = components['schemas'];
 export type Job = Schemas['Job'];
 export type JobProgress = Schemas['JobProgress'];
+export type Image = Schemas['Image'];
+export type IngestResult = Schemas['IngestResult'];
 
 export interface MiraClientOptions {
   baseUrl: string;
@@ -81,6 +83,45 @@ export class MiraClient {
     return (await response.json()) as T;
   }
 
+  /**
+   * Uploads one image into a collection. Resolves once it is stored (status pending, with a jobId);
+   * with `wait`, once it is extracted too (or after the server's wait cap, still pending).
+   */
+  uploadImage(
+    collectionId: string,
+    image: ImageInput,
+    opts: { metadata?: Record<string, unknown>; wait?: boolean; filename?: string } = {},
+  ): Promise<IngestResult> {
+    const fields: Record<string, string> = opts.metadata ? { metadata: JSON.stringify(opts.metadata) } : {};
+    return this.upload<IngestResult>(`/v1/collections/${encodeURIComponent(collectionId)}/images`, image, fields, {
+      ...(opts.filename ? { filename: opts.filename } : {}),
+      ...(opts.wait ? { query: { wait: 'true' } } : {}),
+    });
+  }
+
+  getImage(id: string): Promise<Image> {
+    return MiraClient.data(this.api.GET('/v1/images/{id}', { params: { path: { id } } }));
+  }
+
+  /** Polls the image until it is no longer pending (ready or failed). */
+  async waitForImage(id: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Image> {
+    return this.poll(() => this.getImage(id), (i) => i.status !== 'pending', `image ${id}`, opts);
+  }
+
+  private async poll<T>(get: () => Promise<T>, done: (v: T) => boolean, what: string, opts: { timeoutMs?: number; signal?: AbortSignal; onValue?: (v: T) => void }): Promise<T> {
+    const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
+    let delay = 50;
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const value = await get();
+      opts.onValue?.(value);
+      if (done(value)) return value;
+      if (Date.now() + delay > deadline) throw new Error(`${what} did not finish within ${opts.timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 2000);
+    }
+  }
+
   getJob(id: string): Promise<Job> {
     return MiraClient.data(this.api.GET('/v1/jobs/{id}', { params: { path: { id } } }));
   }
@@ -93,21 +134,13 @@ export class MiraClient {
     id: string,
     opts: { onProgress?: (progress: JobProgress, job: Job) => void; timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<Job> {
-    const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
-    let delay = 50;
     let last = '';
-    for (;;) {
-      opts.signal?.throwIfAborted();
-      const job = await this.getJob(id);
+    const onValue = (job: Job) => {
       const seen = JSON.stringify(job.progress);
-      if (seen !== last) {
-        last = seen;
-        opts.onProgress?.(job.progress, job);
-      }
-      if (FINISHED.has(job.state)) return job;
-      if (Date.now() + delay > deadline) throw new Error(`job ${id} is still ${job.state} after ${opts.timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 2000);
-    }
+      if (seen === last) return;
+      last = seen;
+      opts.onProgress?.(job.progress, job);
+    };
+    return this.poll(() => this.getJob(id), (job) => FINISHED.has(job.state), `job ${id}`, { ...opts, onValue });
   }
 }

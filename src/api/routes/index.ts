@@ -1,5 +1,6 @@
 import type { App } from '../types.ts';
 import { registerCollections } from './collections/index.ts';
+import { registerImages } from './images/index.ts';
 import { registerJobs } from './jobs/index.ts';
 import { registerKeys } from './keys/index.ts';
 import { registerModels } from './models/index.ts';
@@ -9,6 +10,7 @@ import { registerService } from './service/index.ts';
 export function registerRoutes(app: App): App {
   registerService(app);
   registerCollections(app);
+  registerImages(app);
   registerModels(app);
   registerJobs(app);
   registerKeys(app);
