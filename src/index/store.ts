@@ -82,10 +82,11 @@ export class HnswStore {
 
   /**
    * Top k live labels by similarity, best first; score = 1 - hnswlib distance (cosine similarity,
-   * or the inner product in the 'ip' space). With a filter, returns min(k, matching labels) hits:
+   * or the inner product in the 'ip' space). Returns min(k, matching live labels) hits:
    * - at most EXACT_MAX_ALLOWED allowed labels: exact search over them, no graph walk;
-   * - otherwise hnswlib's filtered search, and if that returns fewer hits than exist (a very
-   *   selective filter can strand the walk), exact search over the matching labels.
+   * - otherwise hnswlib's search (with the filter callback when filtered); if it returns fewer
+   *   hits than exist (a very selective filter or many tombstones can strand the walk), once more
+   *   with 4× the ef, then exact search over the matching live labels.
    */
   search(vector: ArrayLike<number>, k: number, opts: SearchOptions = {}): SearchHit[] {
     if (vector.length !== this.params.dim) throw new Error(`query has ${vector.length} dimensions, the index ${this.params.dim}`);
@@ -93,15 +94,14 @@ export class HnswStore {
     const query = toArray(vector);
     const { filter, allowedLabels: allowed } = opts;
     const ef = opts.ef ?? this.params.efSearch;
-    if (!filter && !allowed) {
-      const hits = this.walk(query, Math.min(k, this.live.size), ef);
-      return hits.length >= Math.min(k, this.live.size) ? hits : this.exact(query, k, this.live);
-    }
-    const test = allowed && filter ? (l: number) => allowed.has(l) && filter(l) : allowed ? (l: number) => allowed.has(l) : filter!;
-    if (allowed && allowed.size <= EXACT_MAX_ALLOWED) return this.exact(query, k, this.matching(allowed, test));
-    const hits = this.walk(query, k, ef, test);
-    if (hits.length >= k) return hits;
-    const matches = this.matching(allowed ?? this.live, test);
+    const test = allowed && filter ? (l: number) => allowed.has(l) && filter(l) : allowed ? (l: number) => allowed.has(l) : filter;
+    if (allowed && allowed.size <= EXACT_MAX_ALLOWED) return this.exact(query, k, this.matching(allowed, test!));
+    const want = Math.min(k, this.live.size);
+    let hits = this.walk(query, want, ef, test);
+    if (hits.length >= want) return hits;
+    hits = this.walk(query, want, Math.max(ef, want) * 4, test);
+    if (hits.length >= want) return hits;
+    const matches = test ? this.matching(allowed ?? this.live, test) : [...this.live];
     return matches.length > hits.length ? this.exact(query, k, matches) : hits;
   }
 
