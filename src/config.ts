@@ -25,6 +25,8 @@ export const envSchema = z.object({
   MIRA_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('mira'),
   /** How long a worker's claim on a job lasts without renewal: a killed worker's jobs run again after it. */
   MIRA_JOB_LOCK_MS: int(1000).default(30_000),
+  /** Workers look for pending images without a live job this often (a job that failed by stalling, say). */
+  MIRA_RECONCILE_MS: int(1000).default(60_000),
   /** Caption every image at ingest when its collection has a captioner. */
   MIRA_CAPTION_ON_INGEST: flag.default(true),
   /** The bundle folder used when nothing else names one. */

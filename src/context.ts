@@ -11,6 +11,7 @@ import { BullJobQueue } from './jobs/bull.ts';
 import { InProcessJobQueue } from './jobs/in-process.ts';
 import { processors, IMPLEMENTED_KINDS } from './jobs/processors/index.ts';
 import type { IngestProcessorDeps } from './jobs/processors/ingest.ts';
+import { ExtractionWriter } from './jobs/processors/writer.ts';
 import { processorTable } from './jobs/registry.ts';
 import { reconcilePendingImages } from './jobs/reconcile.ts';
 import type { JobQueue } from './jobs/types.ts';
@@ -100,14 +101,45 @@ export function processorDeps(ctx: AppContext): ProcessorDeps {
     features: ctx.features,
     runtime: ctx.runtime,
     captionOnIngest: ctx.env.MIRA_CAPTION_ON_INGEST,
-    // Embedded: this process holds the index, so it applies its own writes at once.
-    afterWrite: ctx.env.REDIS_URL ? undefined : (collectionId: string, modelId: string) => syncIndex(ctx, collectionId, modelId),
+    // Without Redis the jobs run in this process, which holds the index: it applies its own writes at once.
+    writer: new ExtractionWriter(ctx.db, ctx.env.REDIS_URL ? undefined : (collectionId, modelId) => syncIndex(ctx, collectionId, modelId)),
   };
 }
 
-async function syncIndex(ctx: AppContext, collectionId: string, modelId: string): Promise<void> {
-  const index = await ctx.indexes.get(collectionId, modelId);
-  await index.sync();
+const pendingSyncs = new WeakMap<AppContext, Map<string, () => Promise<void>>>();
+
+/**
+ * Applies this process's own writes to its index. Calls that arrive while a sync runs share the
+ * one sync that starts after it, so a burst of finished jobs costs two syncs, not one each.
+ */
+function syncIndex(ctx: AppContext, collectionId: string, modelId: string): Promise<void> {
+  let byIndex = pendingSyncs.get(ctx);
+  if (!byIndex) pendingSyncs.set(ctx, (byIndex = new Map()));
+  const key = `${collectionId}/${modelId}`;
+  let request = byIndex.get(key);
+  if (!request) {
+    request = coalesced(async () => void (await (await ctx.indexes.get(collectionId, modelId)).sync()));
+    byIndex.set(key, request);
+  }
+  return request();
+}
+
+/** Wraps `fn` so that concurrent callers share runs: at most one running and one queued. */
+export function coalesced(fn: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    running = fn().finally(() => (running = undefined));
+    return running;
+  };
+  return () => {
+    if (!running) return start();
+    queued ??= running.catch(() => {}).then(() => {
+      queued = undefined;
+      return start();
+    });
+    return queued;
+  };
 }
 
 /** Registers a bundle folder (idempotent for the same bytes) and returns its model row. */

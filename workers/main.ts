@@ -24,6 +24,9 @@ export async function runWorker(opts: { shutdownDeadlineMs?: number } = {}): Pro
   });
   ctx.log.info({ kinds: [...table.keys()], mode: ctx.mode }, 'worker started');
   await reconcilePendingImages(ctx.db, ctx.queue, ctx.log);
+  const reconcile = setInterval(() => {
+    reconcilePendingImages(ctx.db, ctx.queue, ctx.log).catch((err: Error) => ctx.log.warn({ err: err.message }, 'reconciliation failed'));
+  }, ctx.env.MIRA_RECONCILE_MS);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       ctx.log.info({ signal }, 'worker stopping');
@@ -32,6 +35,7 @@ export async function runWorker(opts: { shutdownDeadlineMs?: number } = {}): Pro
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  clearInterval(reconcile);
   await workers.close(opts.shutdownDeadlineMs ?? 30_000);
   await ctx.close();
   ctx.log.info('worker stopped');

@@ -49,3 +49,8 @@ export async function openDatabase(opts: { url?: string; dataDir?: string; max?:
   await migratePglite(db, { migrationsFolder: MIGRATIONS });
   return { db: db as unknown as Db, mode: 'embedded', close: () => client.close() };
 }
+
+/** Rows of a raw `db.execute()`: postgres.js returns an array, PGlite an object with `rows`. */
+export function rowsOf<T>(result: unknown): T[] {
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}

@@ -62,8 +62,7 @@ describe.skipIf(!hasPg)('API restart after SIGKILL', () => {
     });
     await new Promise((r) => child.once('exit', r));
 
-    const { REDIS_URL: _, ...rest } = { ...process.env, ...env };
-    ctx = await createContext({ role: 'api', env: loadEnv(rest as NodeJS.ProcessEnv), log: createLogger('restart', 'warn') });
+    ctx = await createContext({ role: 'api', env: loadEnv({ ...process.env, ...env, REDIS_URL: '' }), log: createLogger('restart', 'warn') });
     const collection = (await getCollection(ctx.db, { name }))!;
     const index = await ctx.indexes.get(collection.id, collection.embedder);
     await index.sync();

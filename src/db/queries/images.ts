@@ -1,5 +1,5 @@
 import { and, asc, count, eq, getTableColumns, inArray, isNull, sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../client.ts';
+import { rowsOf, type Db } from '../client.ts';
 import { FOREIGN_KEY_VIOLATION, NotFound, sqlState } from '../errors.ts';
 import { embeddings, images, imageStatus } from '../schema/index.ts';
 import { lockChanges } from './embeddings.ts';
@@ -160,4 +160,23 @@ export async function pendingImages(db: Db, p: { afterId?: string; limit: number
     .where(and(...where))
     .orderBy(asc(images.id))
     .limit(checkLimit(p.limit));
+}
+
+/**
+ * Marks extracted images ready in one statement, with their captions when given. Deleted images
+ * are left alone. Returns the ids it updated.
+ */
+export async function markImagesReady(db: Db, items: { id: string; caption?: string; captionModel?: string }[]): Promise<string[]> {
+  if (items.length === 0) return [];
+  const list = <T>(values: T[]) => sql.join(values.map((v) => sql`${v}`), sql`, `);
+  const rows = await db.execute<{ id: string }>(sql`
+    update ${images} set
+      status = 'ready', error = null, updated_at = now(),
+      caption = coalesce(v.caption, ${images.caption}),
+      caption_model = coalesce(v.caption_model, ${images.captionModel})
+    from unnest(array[${list(items.map((i) => i.id))}]::uuid[], array[${list(items.map((i) => i.caption ?? null))}]::text[],
+                array[${list(items.map((i) => i.captionModel ?? null))}]::text[]) as v(id, caption, caption_model)
+    where ${images.id} = v.id and ${images.deletedAt} is null
+    returning ${images.id} as id`);
+  return rowsOf<{ id: string }>(rows).map((r) => r.id);
 }

@@ -1,13 +1,13 @@
 import { z } from 'zod';
 import type { Db } from '../../db/client.ts';
 import { getCollection } from '../../db/queries/collections.ts';
-import { insertEmbedding } from '../../db/queries/embeddings.ts';
 import { getImage, updateImage } from '../../db/queries/images.ts';
 import type { TokenFeatureStore } from '../../features/store.ts';
 import { isInferenceError } from '../../inference/errors.ts';
 import type { Runtime } from '../../inference/runtime.ts';
 import type { BlobStore } from '../../storage/blob.ts';
 import { PermanentJobError, type Processor } from '../types.ts';
+import type { ExtractionWriter } from './writer.ts';
 
 export interface IngestProcessorDeps {
   db: Db;
@@ -17,8 +17,8 @@ export interface IngestProcessorDeps {
   runtime(modelId: string): Promise<Runtime>;
   /** Caption at ingest when the collection has a captioner. */
   captionOnIngest: boolean;
-  /** Called after a write the indexes must see (embedded mode syncs its index at once). */
-  afterWrite?(collectionId: string, modelId: string): Promise<void>;
+  /** Batches the Postgres writes of concurrent jobs. */
+  writer: ExtractionWriter;
 }
 
 const payload = z.object({ collectionId: z.string().uuid(), imageId: z.string().uuid() });
@@ -48,20 +48,15 @@ export const ingestProcessor: Processor<IngestProcessorDeps, z.infer<typeof payl
         const tokens = collection.reranker === collection.embedder ? emb!.tokens : (await (await deps.runtime(collection.reranker)).embedImages([bytes]))[0]!.tokens;
         if (tokens) await deps.features.put(collection.reranker, image.id, tokens);
       }
-      let caption: { caption: string; captionModel: string } | undefined;
+      let caption: { text: string; model: string } | undefined;
       if (collection.captioner && deps.captionOnIngest) {
         const c = await (await deps.runtime(collection.captioner)).caption(bytes);
-        caption = { caption: c.text, captionModel: collection.captioner };
+        caption = { text: c.text, model: collection.captioner };
       }
-      // The collection may have switched embedders while we computed: the re-extraction covers it.
-      const now = await getCollection(deps.db, { id: p.collectionId });
-      if (!now || now.embedder !== collection.embedder) return { skipped: 'embedder changed' };
-      const stored = await insertEmbedding(deps.db, { collectionId: collection.id, modelId: collection.embedder, imageId: image.id, vector: emb!.feat });
-      if (!stored) return { skipped: 'deleted' };
-      await updateImage(deps.db, image.id, { status: 'ready', error: null, ...caption });
-      await deps.afterWrite?.(collection.id, collection.embedder);
-      run.log.info({ jobId: run.id, imageId: image.id, label: stored.label }, 'image extracted');
-      return { label: stored.label };
+      const outcome = await deps.writer.submit({ collectionId: collection.id, modelId: collection.embedder, imageId: image.id, vector: emb!.feat, ...(caption ? { caption } : {}) });
+      if ('skipped' in outcome) return outcome;
+      run.log.info({ jobId: run.id, imageId: image.id, label: outcome.label }, 'image extracted');
+      return outcome;
     } catch (err) {
       // Undecodable bytes cannot get better: record why and do not retry.
       if (isInferenceError(err) && err.code.startsWith('image_')) return fail(deps, image.id, err.code, err.message);
