@@ -9,6 +9,9 @@ export type Job = Schemas['Job'];
 export type JobProgress = Schemas['JobProgress'];
 export type Image = Schemas['Image'];
 export type IngestResult = Schemas['IngestResult'];
+/** A search without its query: what goes beside an uploaded query image. */
+export type SearchParams = Omit<Schemas['SearchRequest'], 'text' | 'imageId' | 'image'>;
+export type SearchResponse = Schemas['SearchResponse'];
 
 export interface MiraClientOptions {
   baseUrl: string;
@@ -97,6 +100,11 @@ export class MiraClient {
       ...(opts.filename ? { filename: opts.filename } : {}),
       ...(opts.wait ? { query: { wait: 'true' } } : {}),
     });
+  }
+
+  /** Searches with a query image sent as multipart (no base64, no JSON body cap). */
+  searchByImage(params: SearchParams, image: ImageInput): Promise<SearchResponse> {
+    return this.upload<SearchResponse>('/v1/search/upload', image, { params: JSON.stringify(params) });
   }
 
   getImage(id: string): Promise<Image> {

@@ -194,6 +194,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search a collection by text, by an image in it, or by a query image
+         * @description Give exactly one of `text`, `imageId` or `image` (base64, within the JSON body cap; larger images go to /v1/search/upload). Text queries are re-ranked with ITM by default when the collection has a reranker: score = ITM logit + ITC cosine.
+         */
+        post: operations["search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/search/upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Search a collection with an uploaded query image */
+        post: operations["searchByUpload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models": {
         parameters: {
             query?: never;
@@ -418,11 +455,11 @@ export interface components {
             captioner?: string | null;
             hnsw?: {
                 /** @default 16 */
-                m: number;
+                m?: number;
                 /** @default 200 */
-                efConstruction: number;
+                efConstruction?: number;
                 /** @default 64 */
-                efSearch: number;
+                efSearch?: number;
             };
         };
         CollectionList: {
@@ -523,6 +560,67 @@ export interface components {
         };
         ImagePatch: {
             metadata: components["schemas"]["Metadata"] & unknown;
+        };
+        SearchResponse: {
+            results: components["schemas"]["SearchResultItem"][];
+            reranked: boolean;
+            /** @description The embedder the collection was searched with */
+            model: string;
+            tookMs: number;
+        };
+        SearchResultItem: {
+            /**
+             * Format: uuid
+             * @example 0b6f3c1e-6d8f-4a57-9d38-2f1b7d1d6a10
+             */
+            id: string;
+            /** @description What results are ordered by: ITC cosine, or ITM logit + ITC when re-ranked (BLIP) */
+            score: number;
+            itcScore: number;
+            /** @description ITM match probability, when re-ranked */
+            itmScore?: number;
+            caption: string | null;
+            metadata: components["schemas"]["Metadata"];
+            thumbnailUrl: string;
+        };
+        SearchRequest: {
+            /**
+             * Format: uuid
+             * @example 0b6f3c1e-6d8f-4a57-9d38-2f1b7d1d6a10
+             */
+            collectionId: string;
+            /**
+             * @description Results wanted, at most 100
+             * @default 10
+             */
+            k?: number;
+            filter?: components["schemas"]["Metadata"] & unknown;
+            rerank?: {
+                /** @description Default: on when the collection has a reranker (text queries) */
+                enabled?: boolean;
+                /** @description Candidates scored with ITM, at most 200 */
+                candidates?: number;
+            };
+            /** @description Caption results that have none, with the collection's captioner */
+            captions?: boolean;
+            text?: string;
+            /**
+             * Format: uuid
+             * @description Search by an image already in the collection
+             * @example 0b6f3c1e-6d8f-4a57-9d38-2f1b7d1d6a10
+             */
+            imageId?: string;
+            /** @description A query image, base64 (or use multipart) */
+            image?: string;
+        };
+        SearchUpload: {
+            /**
+             * Format: binary
+             * @description The image (JPEG, PNG, WebP, GIF, AVIF, TIFF…)
+             */
+            file: string;
+            /** @description SearchParams as JSON, e.g. {"collectionId": "…", "k": 10} */
+            params: string;
         };
         ModelList: {
             items: components["schemas"]["Model"][];
@@ -1896,6 +1994,251 @@ export interface operations {
             /** @description Internal error */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    search: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SearchRequest"];
+            };
+        };
+        responses: {
+            /** @description The best k results, best first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResponse"];
+                };
+            };
+            /** @description The request is malformed or does not match the schema */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or the server refuses the source */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this key) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body or image is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body or image is of an unsupported type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but unusable */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (queue, workers) is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    searchByUpload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["SearchUpload"];
+            };
+        };
+        responses: {
+            /** @description The best k results, best first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResponse"];
+                };
+            };
+            /** @description The request is malformed or does not match the schema */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or the server refuses the source */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this key) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body or image is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body or image is of an unsupported type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but unusable */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (queue, workers) is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -10,6 +10,7 @@ import { Conflict, InvalidCursor, NotFound } from '../db/errors.ts';
 import { isInferenceError } from '../inference/errors.ts';
 import { classifyError, IngestError } from '../ingest/errors.ts';
 import { QueueUnavailable } from '../jobs/bull.ts';
+import { SearchError } from '../search/limits.ts';
 import type { ApiEnv } from './types.ts';
 
 /** The API's own codes with their status. Ingest and inference codes come from classifyError. */
@@ -177,6 +178,7 @@ export function toProblem(err: unknown): { code: string; status: number; detail:
   if (err instanceof NotFound) return { code: 'not_found', status: 404, detail: err.message };
   if (err instanceof Conflict) return { code: 'conflict', status: 409, detail: err.message };
   if (err instanceof InvalidCursor) return { code: 'invalid_cursor', status: 400, detail: err.message };
+  if (err instanceof SearchError) return { code: err.code, status: err.status, detail: err.message };
   if (err instanceof QueueUnavailable) {
     return { code: 'queue_unavailable', status: 503, detail: 'The job queue is unavailable; try again shortly.', headers: { 'retry-after': '5' } };
   }

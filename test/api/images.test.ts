@@ -54,7 +54,7 @@ describe('image ingestion', () => {
   it('an image over the byte cap is 413', async () => {
     const { admin } = server();
     const col = await collection();
-    const big = await sharp({ create: { width: 600, height: 600, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer();
+    const big = await sharp({ create: { width: 600, height: 600, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer();
     expect(big.length).toBeGreaterThan(MAX_IMAGE_BYTES);
     const err = await problemOf(admin.uploadImage(col.id, big));
     expect(err.status, JSON.stringify(err.problem)).toBe(413);

@@ -4,6 +4,7 @@ import { registerImages } from './images/index.ts';
 import { registerJobs } from './jobs/index.ts';
 import { registerKeys } from './keys/index.ts';
 import { registerModels } from './models/index.ts';
+import { registerSearchRoutes } from './search/index.ts';
 import { registerService } from './service/index.ts';
 
 /** Every documented route, in the order the spec lists them. */
@@ -11,6 +12,7 @@ export function registerRoutes(app: App): App {
   registerService(app);
   registerCollections(app);
   registerImages(app);
+  registerSearchRoutes(app);
   registerModels(app);
   registerJobs(app);
   registerKeys(app);
