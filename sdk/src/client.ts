@@ -107,6 +107,17 @@ export class MiraClient {
     return this.upload<SearchResponse>('/v1/search/upload', image, { params: JSON.stringify(params) });
   }
 
+  /** Captions an image (multipart); options as in the CaptionRequest schema. */
+  caption(image: ImageInput, options: Omit<Schemas['CaptionRequest'], 'file'> = {}): Promise<Schemas['CaptionResponse']> {
+    const fields = Object.fromEntries(Object.entries(options).flatMap(([k, v]) => (v === undefined ? [] : [[k, String(v)]])));
+    return this.upload('/v1/captions', image, fields);
+  }
+
+  /** Zero-shot classification of an image over the labels. */
+  classify(image: ImageInput, labels: string[], opts: { model?: string } = {}): Promise<Schemas['ClassifyResponse']> {
+    return this.upload('/v1/classify', image, { labels: JSON.stringify(labels), ...(opts.model ? { model: opts.model } : {}) });
+  }
+
   getImage(id: string): Promise<Image> {
     return MiraClient.data(this.api.GET('/v1/images/{id}', { params: { path: { id } } }));
   }

@@ -23,6 +23,7 @@ export function openApiDocument(app: App) {
       { name: 'collections', description: 'Sets of images searched together, each with its embedder model' },
       { name: 'images', description: 'Ingestion, metadata and downloads' },
       { name: 'search', description: 'Text, image and image-id queries, re-ranked with ITM' },
+      { name: 'inference', description: 'Captions, zero-shot classification and embeddings, outside any collection' },
       { name: 'models', description: 'Registered model bundles' },
       { name: 'jobs', description: 'Background work: ingestion, extraction' },
       { name: 'keys', description: 'API keys (admin)' },

@@ -1,6 +1,7 @@
 import type { App } from '../types.ts';
 import { registerCollections } from './collections/index.ts';
 import { registerImages } from './images/index.ts';
+import { registerInference } from './inference/index.ts';
 import { registerJobs } from './jobs/index.ts';
 import { registerKeys } from './keys/index.ts';
 import { registerModels } from './models/index.ts';
@@ -13,6 +14,7 @@ export function registerRoutes(app: App): App {
   registerCollections(app);
   registerImages(app);
   registerSearchRoutes(app);
+  registerInference(app);
   registerModels(app);
   registerJobs(app);
   registerKeys(app);
