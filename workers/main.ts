@@ -42,8 +42,11 @@ export async function runWorker(opts: { shutdownDeadlineMs?: number } = {}): Pro
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  runWorker().catch((err) => {
-    console.error(`mira worker: ${(err as Error).message}`);
-    process.exit(1);
-  });
+  runWorker().then(
+    () => process.exit(0),
+    (err) => {
+      console.error(`mira worker: ${(err as Error).message}`);
+      process.exit(1);
+    },
+  );
 }

@@ -133,7 +133,10 @@ export interface WorkerHandle {
 /** Consumer side: one BullMQ worker per job kind, each calling that kind's single processor. */
 export function startBullWorkers<C>(ctx: C, table: Map<JobKind, Processor<C, any>>, opts: BullOptions & { log: JobRun['log'] }): WorkerHandle {
   const workers: Worker[] = [];
+  const connections: Redis[] = [];
   for (const [kind, proc] of table) {
+    const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
+    connections.push(connection);
     const worker = new Worker(
       queueName(kind),
       async (job: Job, _token?: string, signal?: AbortSignal) => {
@@ -150,7 +153,7 @@ export function startBullWorkers<C>(ctx: C, table: Map<JobKind, Processor<C, any
         throw outcome.error;
       },
       {
-        connection: new Redis(opts.redisUrl, { maxRetriesPerRequest: null }),
+        connection,
         prefix: opts.prefix ?? 'mira',
         concurrency: proc.queue.concurrency,
         // A worker that dies mid-job: its lock expires and another worker takes the job again.
@@ -170,6 +173,8 @@ export function startBullWorkers<C>(ctx: C, table: Map<JobKind, Processor<C, any
         // Force: active jobs are released and will be picked up again (stalled recovery).
         await Promise.all(workers.map((w) => w.close(true)));
       }
+      // Connections we passed in are ours to close, not BullMQ's.
+      for (const c of connections) c.disconnect();
     },
   };
 }
