@@ -4,6 +4,7 @@
  * same file), timed in small alternating blocks so background load falls on both alike.
  *
  *   npm run bench:index -- --json FILE [--n 100000] [--dim D] [--queries 1000] [--rounds 5] [--min-seconds 3]
+ *                          [--intrinsic D] [--plot FILE]
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { savePair, indexPaths, encodeLabels } from '../src/index/files.ts';
+import { loadVerified } from '../src/index/load.ts';
 import { HnswStore, newHnsw, type HnswParams } from '../src/index/store.ts';
 import { sweepSvg, type SweepPoint } from './index-plot.ts';
 import { benchArgs, fmt, ROOT, writeJson } from './common.ts';
@@ -21,6 +23,8 @@ const args = benchArgs({
   queries: { type: 'string', default: '1000' },
   rounds: { type: 'string', default: '5' },
   'min-seconds': { type: 'string', default: '3' },
+  intrinsic: { type: 'string' },
+  plot: { type: 'string', default: 'bench/out/index-ef-sweep.svg' },
 });
 const N = Number(args.n);
 const Q = Number(args.queries);
@@ -28,6 +32,8 @@ const ROUNDS = Number(args.rounds);
 /** Per ef, passes continue until bare hnswlib has used this much CPU: short timings are noise. */
 const MIN_SECONDS = Number(args['min-seconds']);
 const K = 10;
+/** With --intrinsic D: points near a random D-dimensional subspace, as real embeddings lie near a low-dimensional manifold. */
+const INTRINSIC = args.intrinsic ? Number(args.intrinsic) : undefined;
 const BLOCK = 25;
 const EFS = [16, 32, 64, 128, 256];
 const manifest = resolve(ROOT, 'models/default/manifest.json');
@@ -36,10 +42,11 @@ const DIM = Number(args.dim ?? manifestDim ?? 256);
 const dimSource = args.dim ? '--dim' : manifestDim ? 'models/default/manifest.json embedDim' : 'no default model yet: 256';
 // The collection defaults (src/db/schema/collections.ts).
 const params: HnswParams = { dim: DIM, space: 'cosine', M: 16, efConstruction: 200, efSearch: 64 };
-console.log(`index benchmark: ${N} random unit vectors, dim ${DIM} (${dimSource}), ${Q} queries, M ${params.M}, efConstruction ${params.efConstruction}`);
+console.log(`index benchmark: ${N} random unit vectors${INTRINSIC ? ` near a ${INTRINSIC}-d subspace` : ''}, dim ${DIM} (${dimSource}), ${Q} queries, M ${params.M}, efConstruction ${params.efConstruction}`);
 
-const data = unitVectors(N, DIM, 1);
-const queries = unitVectors(Q, DIM, 2);
+const lift = INTRINSIC ? latentLift(INTRINSIC, DIM, 3) : undefined;
+const data = unitVectors(N, DIM, 1, lift);
+const queries = unitVectors(Q, DIM, 2, lift);
 const queryF32 = Array.from({ length: Q }, (_, i) => queries.subarray(i * DIM, (i + 1) * DIM));
 const queryArrays = queryF32.map((q) => Array.from(q));
 
@@ -48,18 +55,23 @@ const truth = exactTopK(data, queries, N, Q, DIM, K);
 console.log(`  exact ground truth: ${fmt((performance.now() - t) / 1000)} s`);
 
 t = performance.now();
-const mira = new HnswStore(params, newHnsw(params, N));
-for (let i = 0; i < N; i++) mira.add(i + 1, data.subarray(i * DIM, (i + 1) * DIM));
+const built = new HnswStore(params, newHnsw(params, N));
+for (let i = 0; i < N; i++) built.add(i + 1, data.subarray(i * DIM, (i + 1) * DIM));
 const buildSeconds = (performance.now() - t) / 1000;
 console.log(`  built through Mira: ${fmt(buildSeconds)} s (${fmt(N / buildSeconds, 0)} vectors/s)`);
 
 const dir = await mkdtemp(join(tmpdir(), 'mira-bench-index-'));
 const collectionId = '00000000-0000-4000-8000-000000000000';
 const paths = indexPaths(dir, collectionId, 'bench@1');
-const sidecar = await savePair(paths, (f) => mira.hnsw.writeIndex(f).then(() => undefined), {
+const sidecar = await savePair(paths, (f) => built.hnsw.writeIndex(f).then(() => undefined), {
   collectionId, modelId: 'bench@1', lastApplied: N, seen: N, dim: DIM, space: 'cosine', M: params.M, efConstruction: params.efConstruction,
   count: N, deleted: 0, tombstones: encodeLabels([]),
 });
+// Both sides read the same file, Mira through its startup path (verify, then hnswlib's readIndex):
+// a graph read from a file is laid out in memory differently from one built point by point.
+const loaded = await loadVerified(paths, params, { collectionId, modelId: 'bench@1' });
+if (loaded.openedBy !== 'file') throw new Error(`Mira did not load its own file: ${loaded.reason}`);
+const mira = loaded.store;
 const bare = new hnswlib.HierarchicalNSW('cosine', DIM);
 await bare.readIndex(paths.hnsw, false);
 
@@ -105,11 +117,12 @@ const figures = {
     vectors: N,
     dim: DIM,
     dimSource,
-    queries: `${Q} random unit vectors (not data points): the hard case for recall`,
+    data: INTRINSIC ? `unit vectors near a random ${INTRINSIC}-dimensional subspace (embedding-like)` : 'uniform random unit vectors (intrinsic dimension = dim: the hardest case for recall)',
+    queries: `${Q} fresh vectors from the same distribution (not data points)`,
     params: { M: params.M, efConstruction: params.efConstruction, space: params.space },
     timing: 'CPU seconds of this process (process.cpuUsage), so QPS is per CPU second of one thread even on a shared machine',
     layer: 'HnswStore.search (VectorIndex.search delegates to it), Float32Array queries; bare gets number[] queries and one setEf per ef',
-    graph: 'one graph: built through Mira, saved, read back by bare hnswlib-node',
+    graph: 'one graph: built through Mira and saved; Mira loads it through its startup path, bare hnswlib-node with readIndex',
     rounds: `at least ${ROUNDS} passes over the queries and ${MIN_SECONDS} s per side, timed in blocks of ${BLOCK} queries alternating Mira and bare`,
     buildSeconds,
     bytesPerImage: fileBytesPerImage + DIM * 4,
@@ -117,11 +130,11 @@ const figures = {
     postgresVectorBytesPerImage: DIM * 4,
     efSweep: sweep,
     maxOverhead: Math.max(...sweep.map((s) => s.overhead)),
-    plot: 'bench/out/index-ef-sweep.svg',
+    plot: args.plot,
   },
 };
 await mkdir(resolve(ROOT, 'bench/out'), { recursive: true });
-await writeFile(resolve(ROOT, figures.index.plot), sweepSvg(sweep, `HNSW ef sweep: ${N} × ${DIM}-d, M ${params.M}, efConstruction ${params.efConstruction}, k ${K}`));
+await writeFile(resolve(ROOT, figures.index.plot), sweepSvg(sweep, `HNSW ef sweep: ${N} × ${DIM}-d ${INTRINSIC ? `(intrinsic ${INTRINSIC}-d)` : '(uniform)'}, M ${params.M}, efC ${params.efConstruction}, k ${K}`));
 await rm(dir, { recursive: true, force: true });
 
 console.log(`  bytes per image: ${fmt(fileBytesPerImage, 0)} in the index file + ${DIM * 4} in Postgres = ${fmt(figures.index.bytesPerImage, 0)}`);
@@ -149,8 +162,7 @@ function overlap(found: number[], want: Int32Array): number {
   return hits;
 }
 
-/** n unit vectors in one buffer (mulberry32 + Box-Muller). */
-function unitVectors(n: number, dim: number, seed: number): Float32Array {
+function gaussian(seed: number): () => number {
   let a = seed >>> 0;
   const rand = () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -158,11 +170,30 @@ function unitVectors(n: number, dim: number, seed: number): Float32Array {
     x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   };
+  return () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+}
+
+/** A random dim × d matrix (row-major) lifting d-dimensional latents into dim. */
+function latentLift(d: number, dim: number, seed: number): { d: number; m: Float32Array } {
+  const g = gaussian(seed);
+  return { d, m: Float32Array.from({ length: dim * d }, () => g()) };
+}
+
+/**
+ * n unit vectors in one buffer: isotropic Gaussian, or with `lift` a Gaussian latent lifted into
+ * dim plus isotropic noise at a tenth of the signal's energy.
+ */
+function unitVectors(n: number, dim: number, seed: number, lift?: { d: number; m: Float32Array }): Float32Array {
+  const g = gaussian(seed);
   const out = new Float32Array(n * dim);
+  const z = new Float64Array(lift?.d ?? 0);
+  const noise = lift ? Math.sqrt(lift.d / 10) : 1;
   for (let i = 0; i < n; i++) {
+    for (let t = 0; t < z.length; t++) z[t] = g();
     let s = 0;
     for (let j = 0; j < dim; j++) {
-      const v = Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+      let v = noise * g();
+      if (lift) for (let t = 0; t < lift.d; t++) v += lift.m[j * lift.d + t]! * z[t]!;
       out[i * dim + j] = v;
       s += v * v;
     }

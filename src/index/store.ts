@@ -40,6 +40,8 @@ export function newHnsw(p: HnswParams, capacity: number): HierarchicalNSW {
 export class HnswStore {
   readonly live = new Set<number>();
   readonly tombstones = new Set<number>();
+  /** The ef hnswlib was last set to (a native call saved per search). */
+  private ef = -1;
 
   constructor(
     readonly params: HnswParams,
@@ -106,9 +108,10 @@ export class HnswStore {
   }
 
   private walk(query: number[], k: number, ef: number, filter?: (label: number) => boolean): SearchHit[] {
-    this.hnsw.setEf(Math.max(ef, k));
-    const n = Math.min(k, this.hnsw.getMaxElements());
-    const { distances, neighbors } = filter ? this.hnsw.searchKnn(query, n, filter) : this.hnsw.searchKnn(query, n);
+    // k ≤ live labels ≤ capacity, which hnswlib requires.
+    const wantEf = Math.max(ef, k);
+    if (wantEf !== this.ef) this.hnsw.setEf((this.ef = wantEf));
+    const { distances, neighbors } = filter ? this.hnsw.searchKnn(query, k, filter) : this.hnsw.searchKnn(query, k);
     const hits: SearchHit[] = new Array(neighbors.length);
     for (let i = 0; i < neighbors.length; i++) hits[i] = { label: neighbors[i]!, score: 1 - distances[i]! };
     return hits;

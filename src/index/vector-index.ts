@@ -65,6 +65,11 @@ export class VectorIndex {
     return this.horizon.safe;
   }
 
+  /** Which (collection, model) this index serves. */
+  get ids(): { collectionId: string; modelId: string } {
+    return { collectionId: this.opts.collectionId, modelId: this.opts.modelId };
+  }
+
   get log(): IndexLogger {
     return this.opts.logger ?? silent;
   }

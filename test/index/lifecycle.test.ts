@@ -46,7 +46,9 @@ describe.each(modes)('index lifecycle, $mode', (m) => {
   });
 
   it.skipIf(m.skip)('loads the file and replays the adds and deletes made while it was closed', async () => {
-    const { dataDir, labels, imageIds } = await builtOnDisk(40);
+    const { dataDir, labels, imageIds, paths } = await builtOnDisk(40);
+    const saved = JSON.parse(await readFile(paths.sidecar, 'utf8'));
+    expect(saved.seen, 'the sidecar records how far it read, so a reload fetches no vectors it has').toBe(Math.max(...labels));
     const more = unitVectors(5, 8, 99);
     const added = await addVectors(db(), own!, more);
     await deleteImages(db(), imageIds.slice(0, 3));
