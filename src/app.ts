@@ -56,7 +56,7 @@ export function newApp(ctx: ApiContext, opts: AppOptions = {}): App {
   registerRoutes(app);
   app.get('/openapi.json', (c) => c.json(openApiDocument(app)));
   registerDocs(app);
-  app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
+  app.get('/metrics', async (c) => c.body(await metrics.scrape(), 200, { 'content-type': metrics.registry.contentType }));
 
   app.notFound(notFound(app));
   app.onError(onError);

@@ -62,6 +62,9 @@ export const envSchema = z.object({
   // HTTP API (src/api)
   /** `off` serves without API keys; refused unless embedded and bound to loopback. */
   MIRA_AUTH: z.enum(['on', 'off']).default('on'),
+  /** Where `mira serve` listens. */
+  MIRA_HOST: z.string().min(1).default('127.0.0.1'),
+  MIRA_PORT: int(0).max(65535).default(8080),
   /** Requests per API key per minute. */
   MIRA_RATE_LIMIT_PER_MIN: int(1).default(600),
   /** Comma-separated origins allowed by CORS; unset, no CORS headers are sent. */
@@ -81,6 +84,11 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
     throw new Error(`environment variable ${issue.path.join('.')}: ${issue.message}`);
   }
   return parsed.data;
+}
+
+/** Where blobs, features, indexes and the embedded database live. */
+export function dataDirOf(env: Env): string {
+  return resolve(env.MIRA_DATA_DIR ?? resolve(ROOT, 'data'));
 }
 
 export function runtimeOptions(env: Env) {

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
-import { ROOT, loadEnv, runtimeOptions, type Env } from './config.ts';
-import { openDatabase, type Database, type Db } from './db/client.ts';
+import { dataDirOf, loadEnv, runtimeOptions, type Env } from './config.ts';
+import { openDatabaseFor, type Database, type Db } from './db/client.ts';
 import { getModel, registerModel, getActiveModel, setActiveModel, type Model } from './db/queries/models.ts';
 import { openTokenStore, tokenSource, type TokenFeatureStore, type TokenSource } from './features/store.ts';
 import { readManifest } from './inference/bundle.ts';
@@ -16,6 +16,9 @@ import { processorTable } from './jobs/registry.ts';
 import { reconcilePendingImages } from './jobs/reconcile.ts';
 import type { JobQueue } from './jobs/types.ts';
 import { createLogger, type Logger } from './log.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { listCollections } from './db/queries/collections.ts';
+import { countJobsByState } from './db/queries/jobs.ts';
 import { bundleChecksum, RuntimeCache } from './models/registry.ts';
 import { LocalBlobStore, type BlobStore } from './storage/blob.ts';
 
@@ -38,6 +41,11 @@ export interface AppContext {
   runtime(modelId: string): Promise<Runtime>;
   /** The model registered from MIRA_MODEL_DIR at startup. */
   defaultModel: Model;
+  metrics: Metrics;
+  /** True once `warm()` has loaded the models and indexes the collections need (/readyz). */
+  ready(): boolean;
+  /** Opens every collection's models and indexes, so the first queries do not pay for it. */
+  warm(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,10 +59,18 @@ export interface ContextOptions {
 export async function createContext(opts: ContextOptions): Promise<AppContext> {
   const env = opts.env ?? loadEnv();
   const log = opts.log ?? createLogger(`mira-${opts.role}`);
-  const dataDir = resolve(env.MIRA_DATA_DIR ?? resolve(ROOT, 'data'));
-  const database: Database = await openDatabase(env.DATABASE_URL ? { url: env.DATABASE_URL } : { dataDir });
+  const dataDir = dataDirOf(env);
+  const database: Database = await openDatabaseFor(env);
   const db = database.db;
-  const runtimes = new RuntimeCache({ ...runtimeOptions(env), onWarning: (m) => log.warn(m) });
+  const metrics = createMetrics();
+  const runtimes = new RuntimeCache({
+    ...runtimeOptions(env),
+    onWarning: (m) => log.warn(m),
+    onBatch: (graph, e) => {
+      metrics.inferenceBatchSize.observe({ graph }, e.size);
+      metrics.inferenceQueueWait.observe({ graph }, e.queueWaitMs / 1000);
+    },
+  });
   const runtime = async (modelId: string) => {
     const model = await getModel(db, modelId);
     if (!model) throw new Error(`model ${modelId} is not registered`);
@@ -74,9 +90,19 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
   const queue: JobQueue = env.REDIS_URL
     ? await BullJobQueue.connect(table, { redisUrl: env.REDIS_URL, prefix: env.MIRA_QUEUE_PREFIX })
     : new InProcessJobQueue(() => deps!, table, log);
+  let isReady = false;
   const ctx: AppContext = {
-    env, log, mode: database.mode, dataDir, db, blobs, features, tokens, runtimes, indexes, queue, runtime, defaultModel,
+    env, log, mode: database.mode, dataDir, db, blobs, features, tokens, runtimes, indexes, queue, runtime, defaultModel, metrics,
     limits: ingestLimits(env),
+    ready: () => isReady,
+    async warm() {
+      for (const c of await listCollections(db)) {
+        await indexes.get(c.id, c.embedder);
+        for (const m of new Set([c.embedder, c.reranker, c.captioner])) if (m) await runtime(m);
+      }
+      await runtime(defaultModel.id);
+      isReady = true;
+    },
     async close() {
       await queue.close();
       await indexes.close();
@@ -86,6 +112,17 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
     },
   };
   deps = processorDeps(ctx);
+  metrics.collectors.push(async () => {
+    for (const [kind, n] of Object.entries(await queue.depths())) metrics.queueDepth.set({ kind }, n);
+    for (const index of await indexes.all()) {
+      const { collectionId, modelId } = index.ids;
+      const s = index.stats();
+      metrics.indexSize.set({ collection: collectionId, model: modelId }, s.count);
+      metrics.indexTombstoneRatio.set({ collection: collectionId, model: modelId }, s.tombstoneRatio);
+    }
+    metrics.jobs.reset();
+    for (const r of await countJobsByState(db)) metrics.jobs.set({ kind: r.kind, state: r.state }, r.n);
+  });
   // Embedded mode runs the jobs here, so it picks up what a previous run left pending.
   if (queue.kind === 'in-process' && opts.role !== 'worker') await reconcilePendingImages(db, queue, log);
   return ctx;

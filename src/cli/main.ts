@@ -7,11 +7,13 @@ import { UsageError, type Command } from './command.ts';
 import { caption } from './commands/caption.ts';
 import { demo } from './commands/demo.ts';
 import { ingest } from './commands/ingest.ts';
+import { keys } from './commands/keys.ts';
 import { models } from './commands/models.ts';
 import { search } from './commands/search.ts';
+import { serve } from './commands/serve.ts';
 import { worker } from './commands/worker.ts';
 
-const commands: Record<string, Command> = { demo, ingest, search, caption, models, worker };
+const commands: Record<string, Command> = { serve, worker, demo, ingest, search, caption, models, keys };
 
 function help(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);

@@ -8,7 +8,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
-import { ROOT } from '../config.ts';
+import { dataDirOf, ROOT, type Env } from '../config.ts';
 import * as schema from './schema/index.ts';
 
 export type Schema = typeof schema;
@@ -48,6 +48,11 @@ export async function openDatabase(opts: { url?: string; dataDir?: string; max?:
   const db = drizzlePglite({ client, schema });
   await migratePglite(db, { migrationsFolder: MIGRATIONS });
   return { db: db as unknown as Db, mode: 'embedded', close: () => client.close() };
+}
+
+/** The database the environment names: Postgres with DATABASE_URL, else PGlite in the data folder. */
+export function openDatabaseFor(env: Env): Promise<Database> {
+  return openDatabase(env.DATABASE_URL ? { url: env.DATABASE_URL } : { dataDir: dataDirOf(env) });
 }
 
 /** Rows of a raw `db.execute()`: postgres.js returns an array, PGlite an object with `rows`. */

@@ -61,6 +61,7 @@ export class Runtime {
   private readonly vision: DynamicBatcher<Float32Array, ImageEmbedding>;
   private readonly text: DynamicBatcher<number[], Float32Array>;
   private readonly limits: ImageLimits;
+  private readonly onBatch: RuntimeOptions['onBatch'];
 
   private constructor(
     readonly dir: string,
@@ -72,6 +73,7 @@ export class Runtime {
     private readonly ownsPool: boolean,
     private readonly meta: GraphMeta,
   ) {
+    this.onBatch = opts.onBatch;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     const batching = (g: GraphName) => ({ maxBatch: this.batchOf(g), maxWaitMs: opts.maxWaitMs ?? 2, maxInFlight: pool.size.threads });
     this.vision = new DynamicBatcher((px) => this.runVision(px), batching('vision'), (e) => opts.onBatch?.('vision', e));
@@ -182,6 +184,7 @@ export class Runtime {
     const size = this.batchOf('itm');
     for (let start = 0; start < ids.length; start += size) {
       const rows = ids.slice(start, start + size);
+      this.onBatch?.('itm', { size: rows.length, queueWaitMs: 0 });
       const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds('itm', g.inputs, rows, tokens.slice(start, start + size)), [g.outputs.logits]);
       const logits = res[g.outputs.logits]!.data;
       for (let i = 0; i < rows.length; i++) {
@@ -224,6 +227,7 @@ export class Runtime {
   /** Next-token logits [V] for each sequence (all of one length), grounded on one image's tokens. */
   async decoderStep(seqs: number[][], tokens: Float32Array): Promise<Float32Array[]> {
     const g = this.requireGraph('decoder');
+    this.onBatch?.('decoder', { size: seqs.length, queueWaitMs: 0 });
     const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds('decoder', g.inputs, seqs, seqs.map(() => tokens)), [g.outputs.logits]);
     return lastPositionLogits(res[g.outputs.logits]!, seqs.length);
   }

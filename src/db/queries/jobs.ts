@@ -1,4 +1,4 @@
-import { and, desc, eq, getTableColumns, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, getTableColumns, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type { Db } from '../client.ts';
 import { FOREIGN_KEY_VIOLATION, NotFound, sqlState } from '../errors.ts';
@@ -114,4 +114,9 @@ export async function markJobsLost(db: Db, p: { ids?: string[]; updatedBefore?: 
     .where(and(...where))
     .returning({ id: jobs.id });
   return rows.map((r) => r.id);
+}
+
+/** Job records by kind and state (metrics). */
+export async function countJobsByState(db: Db): Promise<{ kind: string; state: string; n: number }[]> {
+  return db.select({ kind: jobs.kind, state: jobs.state, n: count() }).from(jobs).groupBy(jobs.kind, jobs.state);
 }
