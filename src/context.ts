@@ -1,9 +1,8 @@
 import { resolve } from 'node:path';
 import { dataDirOf, loadEnv, runtimeOptions, type Env } from './config.ts';
 import { openDatabaseFor, type Database, type Db } from './db/client.ts';
-import { getModel, registerModel, getActiveModel, setActiveModel, type Model } from './db/queries/models.ts';
+import { getModel, getActiveModel, setActiveModel, type Model } from './db/queries/models.ts';
 import { openTokenStore, tokenSource, type TokenFeatureStore, type TokenSource } from './features/store.ts';
-import { readManifest } from './inference/bundle.ts';
 import type { Runtime } from './inference/runtime.ts';
 import { IndexRegistry } from './index/index.ts';
 import { ingestLimits, type IngestLimits } from './ingest/limits.ts';
@@ -19,7 +18,7 @@ import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { listCollections } from './db/queries/collections.ts';
 import { countJobsByState } from './db/queries/jobs.ts';
-import { bundleChecksum, RuntimeCache } from './models/registry.ts';
+import { registerBundle, RuntimeCache } from './models/registry.ts';
 import { LocalBlobStore, type BlobStore } from './storage/blob.ts';
 
 /** Everything a Mira process holds, built once at startup and passed down. */
@@ -78,7 +77,7 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
   };
   const blobs = new LocalBlobStore(resolve(dataDir, 'blobs'));
   const features = await openTokenStore(resolve(dataDir, 'features'));
-  const defaultModel = await registerBundle(db, env.MIRA_MODEL_DIR);
+  const { model: defaultModel } = await registerBundle(db, env.MIRA_MODEL_DIR);
   if (!(await getActiveModel(db))) await setActiveModel(db, defaultModel.id);
 
   // Service replicas follow Postgres; a single embedded process syncs right after its own writes.
@@ -177,21 +176,4 @@ export function coalesced(fn: () => Promise<void>): () => Promise<void> {
     });
     return queued;
   };
-}
-
-/** Registers a bundle folder (idempotent for the same bytes) and returns its model row. */
-export async function registerBundle(db: Db, dir: string): Promise<Model> {
-  const path = resolve(dir);
-  const manifest = await readManifest(path);
-  const checksum = await bundleChecksum(path, manifest);
-  const { model } = await registerModel(db, {
-    name: manifest.name,
-    version: manifest.version,
-    family: manifest.family,
-    path,
-    checksum,
-    embedDim: manifest.embedDim,
-    manifest,
-  });
-  return model;
 }

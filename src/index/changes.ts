@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
-import type { Db } from '../db/client.ts';
+import { rowsOf, type Db } from '../db/client.ts';
 import { embeddings } from '../db/schema/index.ts';
 
 /**
@@ -95,9 +95,4 @@ export async function readVectors(db: Db, q: { collectionId: string; modelId: st
     for (const r of rows) out.set(r.label, r.vector);
   }
   return out;
-}
-
-/** postgres.js returns the rows, PGlite an object holding them. */
-export function rowsOf<T>(result: unknown): T[] {
-  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
 }

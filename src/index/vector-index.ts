@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
-import { readChanges, readVectors, rowsOf } from './changes.ts';
+import { rowsOf } from '../db/client.ts';
+import { readChanges, readVectors } from './changes.ts';
 import { buildCompacted, catchUp } from './compaction.ts';
 import { encodeLabels, indexPaths, savePair, type IndexPaths } from './files.ts';
 import { Follower } from './follow.ts';

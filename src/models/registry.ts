@@ -3,6 +3,8 @@ import { createReadStream } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readManifest } from '../inference/bundle.ts';
 import type { Manifest } from '../inference/manifest.ts';
+import type { Db } from '../db/client.ts';
+import { registerModel, type Model } from '../db/queries/models.ts';
 import { InferencePool } from '../inference/pool.ts';
 import { Runtime, type RuntimeOptions } from '../inference/runtime.ts';
 
@@ -18,7 +20,13 @@ export async function bundleChecksum(dir: string, manifest?: Manifest): Promise<
   return hash.digest('hex');
 }
 
-export const modelId = (m: Pick<Manifest, 'name' | 'version'>) => `${m.name}@${m.version}`;
+/** Registers a bundle folder (idempotent for the same bytes; a changed bundle under an old version is a Conflict). */
+export async function registerBundle(db: Db, dir: string): Promise<{ model: Model; created: boolean }> {
+  const path = resolve(dir);
+  const manifest = await readManifest(path);
+  const checksum = await bundleChecksum(path, manifest);
+  return registerModel(db, { name: manifest.name, version: manifest.version, family: manifest.family, path, checksum, embedDim: manifest.embedDim, manifest });
+}
 
 /**
  * Open runtimes by model id, shared by everything in the process. All of them run on one worker

@@ -1,9 +1,7 @@
 import { resolve } from 'node:path';
 import { createRoute } from '@hono/zod-openapi';
-import { registerModel } from '../../../db/queries/models.ts';
-import { readManifest } from '../../../inference/bundle.ts';
 import { isInferenceError } from '../../../inference/errors.ts';
-import { bundleChecksum } from '../../../models/registry.ts';
+import { registerBundle } from '../../../models/registry.ts';
 import { ApiError, errorResponses } from '../../errors.ts';
 import { requireScope } from '../../middleware/auth.ts';
 import { jsonBody, jsonContent } from '../../schemas.ts';
@@ -32,25 +30,16 @@ export type RegisterModelResponse = Model;
 export function registerRegisterModel(app: App) {
   app.openapi(route, async (c) => {
     const path = resolve(c.req.valid('json').path);
-    let manifest, checksum;
+    let registered;
     try {
-      manifest = await readManifest(path);
-      checksum = await bundleChecksum(path, manifest);
+      registered = await registerBundle(c.var.ctx.db, path);
     } catch (err) {
       // The caller named the folder, so a bad bundle is their input, not a server fault.
       if (isInferenceError(err, 'bundle_invalid')) throw new ApiError('bundle_invalid', err.message);
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ApiError('bundle_invalid', `${path}: a file the manifest names is missing.`);
       throw err;
     }
-    const { model, created } = await registerModel(c.var.ctx.db, {
-      name: manifest.name,
-      version: manifest.version,
-      family: manifest.family,
-      path,
-      checksum,
-      embedDim: manifest.embedDim,
-      manifest,
-    });
+    const { model, created } = registered;
     return created ? c.json(toModel(model), 201) : c.json(toModel(model), 200);
   });
 }
