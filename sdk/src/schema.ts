@@ -353,7 +353,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a job with its progress */
+        /**
+         * Get a job with its progress
+         * @description Also resolves the ingest job ids that image uploads return (`ingest_<collectionId>_<sha256>`), from the image: pending is queued or running, ready is completed, failed is failed with the reason; `result.imageId` names the image.
+         */
         get: operations["getJob"];
         put?: never;
         post?: never;

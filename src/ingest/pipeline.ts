@@ -28,6 +28,14 @@ export interface IngestResult {
 /** BullMQ refuses ':' in custom ids, so the collection:sha256 id is written with '_'. */
 export const ingestJobId = (collectionId: string, sha256: string) => `ingest_${collectionId}_${sha256}`;
 
+const INGEST_JOB_ID = /^ingest_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_([0-9a-f]{64})$/;
+
+/** The inverse of `ingestJobId`; undefined for any other id. */
+export function parseIngestJobId(id: string): { collectionId: string; sha256: string } | undefined {
+  const m = INGEST_JOB_ID.exec(id);
+  return m ? { collectionId: m[1]!, sha256: m[2]! } : undefined;
+}
+
 /**
  * Accepts one image: read and validate it (bad input is refused here and leaves nothing behind),
  * store the original and the thumbnail durably, record the image (deduplicated on

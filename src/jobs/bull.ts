@@ -1,7 +1,7 @@
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { execute } from './execute.ts';
-import type { EnqueueManyOptions, EnqueueOptions, JobKind, JobQueue, JobRun, Processor } from './types.ts';
+import type { EnqueueManyOptions, EnqueueOptions, JobKind, JobQueue, JobRun, Processor, QueuedJobState } from './types.ts';
 
 export interface BullOptions {
   redisUrl: string;
@@ -107,6 +107,12 @@ export class BullJobQueue implements JobQueue {
       }
     }
     return false;
+  }
+
+  async state(kind: JobKind, jobId: string): Promise<QueuedJobState> {
+    const s = await unavailableOnFailure(this.queue(kind).getJobState(jobId));
+    if (s === 'active') return 'active';
+    return s === 'waiting' || s === 'delayed' || s === 'prioritized' || s === 'waiting-children' ? 'waiting' : 'unknown';
   }
 
   async depths(): Promise<Record<string, number>> {

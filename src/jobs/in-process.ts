@@ -1,5 +1,5 @@
 import { backoffDelay, execute } from './execute.ts';
-import type { EnqueueOptions, JobKind, JobQueue, JobRun, Processor } from './types.ts';
+import type { EnqueueOptions, JobKind, JobQueue, JobRun, Processor, QueuedJobState } from './types.ts';
 
 interface Task {
   kind: JobKind;
@@ -60,6 +60,12 @@ export class InProcessJobQueue<C> implements JobQueue {
     const task = this.active.get(jobId);
     task?.abort.abort();
     return !!task;
+  }
+
+  async state(kind: JobKind, jobId: string): Promise<QueuedJobState> {
+    if (this.active.get(jobId)?.kind === kind) return 'active';
+    // A task waiting out its retry backoff is in no list: it reads as unknown until it is back.
+    return this.waiting.get(kind)?.some((t) => t.jobId === jobId) ? 'waiting' : 'unknown';
   }
 
   async depths(): Promise<Record<string, number>> {

@@ -64,12 +64,16 @@ export interface EnqueueManyOptions {
   replaceFinished?: boolean;
 }
 
+export type QueuedJobState = 'active' | 'waiting' | 'unknown';
+
 /** BullMQ with Redis, or in-process without: callers do not know which. */
 export interface JobQueue {
   readonly kind: 'bullmq' | 'in-process';
   enqueue(kind: JobKind, payload: unknown, opts: EnqueueOptions): Promise<void>;
   enqueueMany(kind: JobKind, jobs: { payload: unknown; jobId: string }[], opts?: EnqueueManyOptions): Promise<void>;
   cancel(jobId: string): Promise<boolean>;
+  /** What the queue knows of a job now: running, waiting (or delayed for a retry), or nothing. */
+  state(kind: JobKind, jobId: string): Promise<QueuedJobState>;
   /** Waiting + active + delayed, per kind (metrics). */
   depths(): Promise<Record<string, number>>;
   close(): Promise<void>;

@@ -57,6 +57,16 @@ export async function getImage(db: Db, id: string, opts: { collectionId?: string
   return row;
 }
 
+/** The live image with these bytes in the collection (what an ingest job id names). */
+export async function getImageBySha256(db: Db, collectionId: string, sha256: string): Promise<Image | undefined> {
+  if (!isUuid(collectionId)) return undefined;
+  const [row] = await db
+    .select(columns)
+    .from(images)
+    .where(and(eq(images.collectionId, collectionId), eq(images.sha256, sha256), live));
+  return row;
+}
+
 export interface ImageQuery {
   collectionId: string;
   /** Images whose metadata contains this object (jsonb `@>`). */

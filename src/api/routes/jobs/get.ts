@@ -1,14 +1,19 @@
 import { createRoute } from '@hono/zod-openapi';
+import { parseIngestJobId } from '../../../ingest/pipeline.ts';
 import { errorResponses } from '../../errors.ts';
 import { requireScope } from '../../middleware/auth.ts';
 import { jsonContent } from '../../schemas.ts';
 import type { App } from '../../types.ts';
+import { visibleIngestJob } from './ingest-job.ts';
 import { Job, JobIdParam, toJob, visibleJob } from './schema.ts';
 
 export const route = createRoute({
   operationId: 'getJob',
   tags: ['jobs'],
   summary: 'Get a job with its progress',
+  description:
+    'Also resolves the ingest job ids that image uploads return (`ingest_<collectionId>_<sha256>`), from the image: ' +
+    'pending is queued or running, ready is completed, failed is failed with the reason; `result.imageId` names the image.',
   method: 'get',
   path: '/v1/jobs/{id}',
   middleware: [requireScope('read')] as const,
@@ -22,7 +27,9 @@ export type GetJobResponse = Job;
 
 export function registerGetJob(app: App) {
   app.openapi(route, async (c) => {
-    const job = await visibleJob(c, c.req.valid('param').id);
-    return c.json(toJob(job), 200);
+    const id = c.req.valid('param').id;
+    const ingest = parseIngestJobId(id);
+    if (ingest) return c.json(await visibleIngestJob(c, id, ingest), 200);
+    return c.json(toJob(await visibleJob(c, id)), 200);
   });
 }
