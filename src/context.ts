@@ -95,11 +95,16 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
     limits: ingestLimits(env),
     ready: () => isReady,
     async warm() {
-      for (const c of await listCollections(db)) {
-        await indexes.get(c.id, c.embedder);
-        for (const m of new Set([c.embedder, c.reranker, c.captioner])) if (m) await runtime(m);
-      }
       await runtime(defaultModel.id);
+      for (const c of await listCollections(db)) {
+        try {
+          for (const m of new Set([c.embedder, c.reranker, c.captioner])) if (m) await runtime(m);
+          await indexes.get(c.id, c.embedder);
+        } catch (err) {
+          // One broken bundle must not keep the whole server unready: its queries fail with the reason.
+          log.warn({ collection: c.name, err: (err as Error).message }, 'could not load a collection at startup');
+        }
+      }
       isReady = true;
     },
     async close() {

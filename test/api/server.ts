@@ -35,6 +35,7 @@ export function useServer(env: Record<string, string> = {}): (() => LiveServer) 
     test = await testContext(mode, env);
     const ctx: ApiContext = test.ctx;
     server = await startServer(ctx, { host: '127.0.0.1', port: 0 });
+    await ctx.warm(); // as `mira serve` does once it listens
     const url = server.url;
     const client = async (scopes: Scope[], collections: string[] | null = null) => {
       const { key } = await createKey(ctx.db, { name: unique('test-key'), scopes, collections });

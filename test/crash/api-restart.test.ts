@@ -12,7 +12,7 @@ import { and, eq, isNull, isNotNull } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadEnv } from '../../src/config.ts';
 import { createContext, type AppContext } from '../../src/context.ts';
-import { getCollection } from '../../src/db/queries/collections.ts';
+import { deleteCollection, getCollection } from '../../src/db/queries/collections.ts';
 import { embeddings } from '../../src/db/schema/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { search } from '../../src/search/search.ts';
@@ -26,7 +26,9 @@ if (!hasPg) console.warn('API restart test skipped: it needs DATABASE_URL (a Pos
 describe.skipIf(!hasPg)('API restart after SIGKILL', () => {
   let dataDir: string;
   let ctx: AppContext | undefined;
+  let collectionId: string | undefined;
   afterAll(async () => {
+    if (ctx && collectionId) await deleteCollection(ctx.db, collectionId);
     await ctx?.close();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
@@ -64,6 +66,7 @@ describe.skipIf(!hasPg)('API restart after SIGKILL', () => {
 
     ctx = await createContext({ role: 'api', env: loadEnv({ ...process.env, ...env, REDIS_URL: '' }), log: createLogger('restart', 'warn') });
     const collection = (await getCollection(ctx.db, { name }))!;
+    collectionId = collection.id;
     const index = await ctx.indexes.get(collection.id, collection.embedder);
     await index.sync();
     const where = (deleted: boolean) =>

@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadEnv } from '../../src/config.ts';
 import { createContext, type AppContext } from '../../src/context.ts';
 import { ensureCollection } from '../../src/cli/collection.ts';
+import { deleteCollection } from '../../src/db/queries/collections.ts';
 import { countImagesByStatus } from '../../src/db/queries/images.ts';
 import { embeddings, images } from '../../src/db/schema/index.ts';
 import { IndexRegistry } from '../../src/index/index.ts';
@@ -32,8 +33,10 @@ describe.skipIf(!service)('worker crashes during ingestion', () => {
   let dataDir: string;
   let ctx: AppContext | undefined;
   let worker: ChildProcess | undefined;
+  let collectionId: string | undefined;
   afterAll(async () => {
     worker?.kill('SIGKILL');
+    if (ctx && collectionId) await deleteCollection(ctx.db, collectionId);
     await ctx?.close();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
@@ -54,6 +57,7 @@ describe.skipIf(!service)('worker crashes during ingestion', () => {
     };
     ctx = await createContext({ role: 'cli', env: loadEnv(envVars as NodeJS.ProcessEnv), log: createLogger('crash-test', 'warn') });
     const collection = await ensureCollection(ctx, uniqueName('crash'));
+    collectionId = collection.id;
     const startWorker = () =>
       spawn(process.execPath, ['--import', 'tsx', join(REPO, 'workers/main.ts')], { env: { ...process.env, ...envVars }, stdio: ['ignore', 'ignore', 'pipe'] });
 

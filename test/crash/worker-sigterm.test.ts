@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadEnv } from '../../src/config.ts';
 import { createContext, type AppContext } from '../../src/context.ts';
 import { ensureCollection } from '../../src/cli/collection.ts';
+import { deleteCollection } from '../../src/db/queries/collections.ts';
 import { countImagesByStatus } from '../../src/db/queries/images.ts';
 import { ingestImage } from '../../src/ingest/pipeline.ts';
 import { createLogger } from '../../src/log.ts';
@@ -25,7 +26,9 @@ if (!service) console.warn('SIGTERM test skipped: it needs DATABASE_URL and REDI
 describe.skipIf(!service)('worker shutdown on SIGTERM', () => {
   let dataDir: string;
   let ctx: AppContext | undefined;
+  let collectionId: string | undefined;
   afterAll(async () => {
+    if (ctx && collectionId) await deleteCollection(ctx.db, collectionId);
     await ctx?.close();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
@@ -43,6 +46,7 @@ describe.skipIf(!service)('worker shutdown on SIGTERM', () => {
     };
     ctx = await createContext({ role: 'cli', env: loadEnv(envVars as NodeJS.ProcessEnv), log: createLogger('sigterm-test', 'warn') });
     const collection = await ensureCollection(ctx, uniqueName('sigterm'));
+    collectionId = collection.id;
     const N = 120;
     const records = sampleScenes(99, N);
     for (const r of records) {

@@ -9,7 +9,7 @@ import { isInferenceError } from '../../src/inference/errors.ts';
 import { renderScene, sampleScenes } from '../../src/scenes/index.ts';
 import { search } from '../../src/search/search.ts';
 import { ensureCollection } from '../../src/cli/collection.ts';
-import { getCollection } from '../../src/db/queries/collections.ts';
+import { deleteCollection, getCollection } from '../../src/db/queries/collections.ts';
 import { eventually, modes, testContext, uniqueName, type TestContext } from '../support/context.ts';
 
 const N = 24;
@@ -34,7 +34,10 @@ describe.each(modes)('ingest and search (%s mode)', (mode) => {
       ids.push(r.imageId);
     }
   }, 120_000);
-  afterAll(() => t?.stop());
+  afterAll(async () => {
+    if (t && collectionId) await deleteCollection(t.ctx.db, collectionId);
+    await t?.stop();
+  });
 
   const collection = async () => (await getCollection(t.ctx.db, { id: collectionId }))!;
 
