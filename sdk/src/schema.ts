@@ -641,6 +641,8 @@ export interface components {
             itmScore?: number;
             caption: string | null;
             metadata: components["schemas"]["Metadata"];
+            /** @description Where the image came from: `upload:<filename>`, a URL, or a path under the ingest root */
+            source: string;
             thumbnailUrl: string;
         };
         SearchRequest: {

@@ -1,31 +1,30 @@
-import { dirname, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
-import { createContext, type AppContext } from '../../context.ts';
-import { countImagesByStatus } from '../../db/queries/images.ts';
-import { classifyError } from '../../ingest/errors.ts';
+import { dirname, resolve } from 'node:path';
 import { expandPath } from '../../ingest/expand.ts';
-import { ingestImage } from '../../ingest/pipeline.ts';
-import { InProcessJobQueue } from '../../jobs/in-process.ts';
-import { ensureCollection } from '../collection.ts';
+import { ingestLimits } from '../../ingest/limits.ts';
+import { apiFlags, apiHelp, forEachBounded, openBackend, Refused, type Backend } from '../backend.ts';
 import { intFlag, parse, UsageError, type Command } from '../command.ts';
 import { progressBar } from '../progress.ts';
 
 export const ingest: Command = {
   summary: 'ingest a file, a folder or a JSONL manifest into a collection',
-  help: `usage: mira ingest PATH|MANIFEST.jsonl --collection NAME [--concurrency 8] [--json]
+  help: `usage: mira ingest PATH|MANIFEST.jsonl --collection NAME [--concurrency 8] [--wait 600] [--api URL] [--json]
 
-Reads the images (a folder recursively), refuses bad ones with a reason, stores the rest and
-extracts their features. The collection is created with the default model if it does not exist.
-Without DATABASE_URL it works on the embedded store in MIRA_DATA_DIR.
+Reads the images (a folder recursively), refuses bad ones with a reason, stores the rest and waits
+up to --wait seconds (0: not at all) for their features to be extracted. The collection is created
+with the default model if it does not exist. ${apiHelp}
 
 examples:
   mira ingest ./photos --collection holidays
-  mira ingest ./batch.jsonl --collection holidays --json`,
+  mira ingest ./batch.jsonl --collection holidays --json
+  MIRA_API_KEY=mira_... mira ingest ./photos --collection holidays --api http://127.0.0.1:8080`,
   async run(argv) {
     const { values, positionals } = parse(argv, {
       collection: { type: 'string' },
       concurrency: { type: 'string' },
+      wait: { type: 'string' },
       json: { type: 'boolean', default: false },
+      ...apiFlags,
     });
     const path = positionals[0];
     if (!path) throw new UsageError('missing PATH');
@@ -33,18 +32,14 @@ examples:
     const st = await stat(path).catch(() => undefined);
     if (!st) throw new UsageError(`${path}: no such file or folder`);
     const concurrency = intFlag(values.concurrency, 'concurrency', 8);
-    const ctx = await createContext({ role: 'cli' });
+    const waitS = values.wait === '0' ? 0 : intFlag(values.wait, 'wait', 600);
+    const backend = await openBackend(values);
     try {
-      const summary = await ingestPath(ctx, values.collection, resolve(path), st.isDirectory(), concurrency, !values.json);
-      if (values.json) console.log(JSON.stringify(summary));
-      else {
-        console.log(`added ${summary.added}, duplicates ${summary.duplicates}, refused ${summary.refused.length}, extracted ${summary.ready}, failed ${summary.failed}`);
-        for (const r of summary.refused.slice(0, 20)) console.log(`  refused ${r.source}: ${r.code}: ${r.message}`);
-        if (summary.refused.length > 20) console.log(`  … ${summary.refused.length - 20} more (use --json for all)`);
-      }
+      const summary = await ingestPath(backend, values.collection, resolve(path), st.isDirectory(), { concurrency, waitMs: waitS * 1000, progress: !values.json });
+      printSummary(summary, values.json);
       return summary.refused.length > 0 || summary.failed > 0 ? 1 : 0;
     } finally {
-      await ctx.close();
+      await backend.close();
     }
   },
 };
@@ -54,41 +49,49 @@ export interface IngestSummary {
   added: number;
   duplicates: number;
   refused: { source: string; code: string; message: string }[];
+  /** How this run's images ended: extracted, failed, or still pending when the wait ran out. */
   ready: number;
   failed: number;
+  pending: number;
 }
 
 /** Ingests every image under `path` with bounded concurrency, then waits for extraction. */
-export async function ingestPath(ctx: AppContext, name: string, path: string, isDir: boolean, concurrency: number, showProgress: boolean): Promise<IngestSummary> {
-  const collection = await ensureCollection(ctx, name);
-  // The CLI reads what its user can read: the root is the folder given (or the file's folder).
-  const limits = { ...ctx.limits, root: isDir ? path : dirname(path) };
-  const sources = await expandPath(path, limits);
-  const summary: IngestSummary = { collection: collection.name, added: 0, duplicates: 0, refused: [], ready: 0, failed: 0 };
-  const bar = showProgress ? progressBar('ingesting', sources.length) : undefined;
-  let next = 0;
+export async function ingestPath(
+  backend: Backend,
+  name: string,
+  path: string,
+  isDir: boolean,
+  opts: { concurrency: number; waitMs: number; progress: boolean },
+): Promise<IngestSummary> {
+  const collection = (await backend.collection(name, { create: true }))!;
+  const root = isDir ? path : dirname(path);
+  const sources = await expandPath(path, { root, maxManifestLines: ingestLimits().maxManifestLines });
+  const summary: IngestSummary = { collection: collection.name, added: 0, duplicates: 0, refused: [], ready: 0, failed: 0, pending: 0 };
+  const ids = new Set<string>();
+  const bar = opts.progress && sources.length > 0 ? progressBar('ingesting', sources.length) : undefined;
   let done = 0;
-  const workers = Array.from({ length: concurrency }, async () => {
-    while (next < sources.length) {
-      const s = sources[next++]!;
-      try {
-        const r = await ingestImage({ ...ctx, limits }, collection, s.source);
-        if (r.created) summary.added++;
-        else summary.duplicates++;
-      } catch (err) {
-        const c = classifyError(err);
-        if (c.code === 'internal') throw err;
-        const where = 'path' in s.source ? s.source.path : 'url' in s.source ? s.source.url : '?';
-        summary.refused.push({ source: s.line ? `${where} (line ${s.line})` : where, code: c.code, message: c.message });
-      }
-      bar?.update(++done);
+  await forEachBounded(sources, opts.concurrency, async (s) => {
+    try {
+      const r = await backend.ingest(collection, s.source, root);
+      ids.add(r.imageId);
+      if (r.created) summary.added++;
+      else summary.duplicates++;
+    } catch (err) {
+      if (!(err instanceof Refused)) throw err;
+      const where = s.source.kind === 'path' ? s.source.path : s.source.url;
+      summary.refused.push({ source: s.line ? `${where} (line ${s.line})` : where, code: err.code, message: err.message });
     }
+    bar?.update(++done);
   });
-  await Promise.all(workers);
   bar?.done();
-  if (ctx.queue instanceof InProcessJobQueue) await ctx.queue.idle();
-  const counts = await countImagesByStatus(ctx.db, collection.id);
-  summary.ready = counts.ready ?? 0;
-  summary.failed = counts.failed ?? 0;
+  Object.assign(summary, await backend.settle(collection, [...ids], opts.waitMs));
   return summary;
+}
+
+function printSummary(s: IngestSummary, json: boolean): void {
+  if (json) return console.log(JSON.stringify(s));
+  const pending = s.pending > 0 ? `, still pending ${s.pending}` : '';
+  console.log(`added ${s.added}, duplicates ${s.duplicates}, refused ${s.refused.length}, extracted ${s.ready}, failed ${s.failed}${pending}`);
+  for (const r of s.refused.slice(0, 20)) console.log(`  refused ${r.source}: ${r.code}: ${r.message}`);
+  if (s.refused.length > 20) console.log(`  … ${s.refused.length - 20} more (use --json for all)`);
 }

@@ -44,6 +44,7 @@ export const SearchResultItem = z
     itmScore: z.number().optional().openapi({ description: 'ITM match probability, when re-ranked' }),
     caption: z.string().nullable(),
     metadata: Metadata,
+    source: z.string().openapi({ description: 'Where the image came from: `upload:<filename>`, a URL, or a path under the ingest root' }),
     thumbnailUrl: z.string(),
   })
   .openapi('SearchResultItem');
@@ -66,6 +67,7 @@ export function toResult(h: SearchHit): z.infer<typeof SearchResultItem> {
     ...(h.itmScore === undefined ? {} : { itmScore: h.itmScore }),
     caption: h.image.caption,
     metadata: h.image.metadata as Record<string, unknown>,
+    source: h.image.source,
     thumbnailUrl: `/v1/images/${h.image.id}/thumbnail`,
   };
 }
