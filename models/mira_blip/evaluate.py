@@ -152,12 +152,13 @@ def caption_metrics(model, split: SceneSplit, n: int, max_new: int, device='cpu'
     return res
 
 
-def evaluate(model, split: SceneSplit, n: int, max_len: int, max_new: int, k: int = 16, device='cpu', amp=False, captions=True, i2t_rerank=True) -> dict:
+def evaluate(model, split: SceneSplit, n: int, max_len: int, max_new: int, k: int = 16, device='cpu', amp=False, captions=True, i2t_rerank=True, caption_n=None) -> dict:
     t0 = time.time()
     was = model.training
     res = retrieval_metrics(model, split, n, max_len, k, device, amp, i2t_rerank)
     if captions:
-        res.update(caption_metrics(model, split, n, max_new, device, amp))
+        res.update(caption_metrics(model, split, caption_n or n, max_new, device, amp))
+        res['caption_n'] = min(caption_n or n, len(split))
     res['eval_s'] = round(time.time() - t0, 1)
     model.train(was)
     return res

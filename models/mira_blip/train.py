@@ -17,6 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+# OpenMP threads that spin while waiting are ruinous on a shared 2-core machine (measured: a
+# training step 5-15x slower while other jobs run); passive waiting costs little when idle.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
 try:
     import numpy as np
     import torch
@@ -132,12 +136,15 @@ def autocast(device: str, enabled: bool):
     return torch.autocast(device_type='cuda' if device.startswith('cuda') else 'cpu', dtype=torch.bfloat16, enabled=enabled)
 
 
-def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True):
-    """BLIP's three losses on one batch. Returns (dict of scalar losses, stats)."""
+def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True):
+    """BLIP's three losses on one batch. Returns (dict of scalar losses, stats).
+    b: pixels (uint8, normalized here with CLIP mean/std) or pixel_values (already normalized), key
+    (same key = positive pair), ids/mask ([CLS] first), lm_ids/lm_mask/lm_labels, optional neg_*.
+    `vocab` only needs `.enc`. lm=False skips the captioning loss (its entry is then 0)."""
     key = b['key']
     pos = key[:, None] == key[None, :]  # same scene = positive (BLIP retrieval's idx rule)
     with autocast(device, amp):
-        img = model.image_embeds(normalize(b['pixels']))
+        img = model.image_embeds(b['pixel_values'] if 'pixel_values' in b else normalize(b['pixels']))
         img_feat = model.image_feat(img)
         txt_feat = model.text_feat(b['ids'], b['mask'])
     img_feat, txt_feat = img_feat.float(), txt_feat.float()
@@ -173,15 +180,18 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
     labels[:n_pos] = 1
     with autocast(device, amp):
         itm_logits = model.itm_logits(itm_ids, itm_mask, img[itm_img_idx])
-        lm_logits = model.decoder_logits(b['lm_ids'], b['lm_mask'], img)
+        lm_logits = model.decoder_logits(b['lm_ids'], b['lm_mask'], img) if lm else None
     itm_logits = itm_logits.float()
     if itm_balance:  # positives and negatives weigh the same in total (BLIP has 1 : 2 unweighted)
         n_neg = labels.shape[0] - n_pos
         l_itm = F.cross_entropy(itm_logits, labels, weight=torch.tensor([1.0, n_neg / n_pos], device=labels.device))
     else:
         l_itm = F.cross_entropy(itm_logits, labels)
-    shifted = lm_logits[:, :-1].float()
-    l_lm = F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), b['lm_labels'][:, 1:].reshape(-1), ignore_index=-100, label_smoothing=0.1)
+    if lm:
+        shifted = lm_logits[:, :-1].float()
+        l_lm = F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), b['lm_labels'][:, 1:].reshape(-1), ignore_index=-100, label_smoothing=0.1)
+    else:
+        l_lm = torch.zeros((), device=key.device)
     with torch.no_grad():
         pred = itm_logits.argmax(1)
         stats = {
@@ -227,7 +237,7 @@ def save_weights(model: BlipForTraining, cfg_dict: dict, tj: dict, d: Path) -> N
     meta = {'format': 'pt', 'trained_by': 'mira_blip.train'}
     save_file({k: v.detach().float().clone().contiguous() for k, v in model.retrieval_state_dict().items()}, d / 'retrieval.safetensors', meta)
     save_file({k: v.detach().float().clone().contiguous() for k, v in model.captioning_state_dict().items()}, d / 'captioning.safetensors', meta)
-    (d / 'config.json').write_text(json.dumps(cfg_dict, indent=1))
+    (d / 'config.json').write_text(json.dumps({**cfg_dict, 'itc_temp': round(float(model.temp), 6)}, indent=1))
     toks.write(tj, d / 'tokenizer.json')
 
 
@@ -245,8 +255,10 @@ def export_bundle(weights_dir: Path, out: Path, name: str, version: str, max_len
     import io
 
     buf = io.StringIO()
+    grad = torch.is_grad_enabled()  # export.main switches autograd off for the process
     with contextlib.redirect_stdout(buf):
         rc = export.main(args)
+    torch.set_grad_enabled(grad)
     if rc not in (0, None):
         raise RuntimeError(f'export failed ({rc}): {buf.getvalue()}')
     mpath = out / 'manifest.json'
@@ -282,8 +294,9 @@ def parse_args(argv=None):
     g.add_argument('--wd', type=float, default=0.05)
     g.add_argument('--warmup', type=int, default=300)
     g.add_argument('--final-lr-ratio', type=float, default=0.05)
-    g.add_argument('--steps', type=int, help='total steps (fixes the schedule; overrides --budget-min)')
-    g.add_argument('--budget-min', type=float, default=50.0, help='training wall-clock budget; sets the step count from measured s/step')
+    g.add_argument('--steps', type=int, default=3000, help='schedule length (warm-up, then cosine decay to the end)')
+    g.add_argument('--budget-min', type=float, default=0.0, help='training-loop budget in minutes (evaluations included); when the measured speed says '
+                   '--steps will not fit, the schedule is shortened (a "replan" event; it never grows). 0: no limit, exactly reproducible')
     g.add_argument('--w-itc', type=float, default=1.0)
     g.add_argument('--w-itm', type=float, default=2.0)
     g.add_argument('--w-lm', type=float, default=1.0)
@@ -296,7 +309,8 @@ def parse_args(argv=None):
     g.add_argument('--amp', choices=['auto', 'bf16', 'off'], default='auto', help='bfloat16 autocast (auto: on for CUDA bf16 / CPUs with avx512_bf16 or amx)')
     g = ap.add_argument_group('evaluation and checkpoints')
     g.add_argument('--evals', type=int, default=6, help='validation passes during training')
-    g.add_argument('--eval-n', type=int, default=500, help='validation images per pass during training')
+    g.add_argument('--eval-n', type=int, default=400, help='validation images per pass during training')
+    g.add_argument('--eval-caption-n', type=int, default=200, help='of which captioned (greedy) per pass during training')
     g.add_argument('--final-eval-n', type=int, default=1000)
     g.add_argument('--log-every', type=int, default=25)
     g.add_argument('--ckpt-min', type=float, default=3.0, help='minutes between checkpoints')
@@ -304,6 +318,7 @@ def parse_args(argv=None):
     g.add_argument('--version', default='1')
     g.add_argument('--fp16-graphs', action='store_true')
     g.add_argument('--profile', type=int, default=0, help='only time N steps and exit')
+    g.add_argument('--start-eval', action='store_true', help='also validate before the first step')
     return ap.parse_args(argv)
 
 
@@ -355,7 +370,7 @@ def main(argv=None) -> int:
     model = build_model(cfg_dict, not a.no_share, a.seed).to(device)
     opt = make_optimizer(model, a.lr, a.wd)
     batcher = GroupBatcher(train, a.batch, a.seed)
-    step, state = 0, {'args': {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}, 'total': a.steps, 'evals': [], 'train_s': 0.0}
+    step, state = 0, {'args': {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}, 'total': a.steps, 'evals': [], 'train_s': 0.0, 'evals_s': 0.0}
     if resume is not None:
         model.load_state_dict(resume['model'])
         if not a.no_share:
@@ -372,44 +387,37 @@ def main(argv=None) -> int:
 
     def run_eval(n, final=False):
         te = time.time()
-        res = evaluate(model, val, n, a.max_len, max_new, device=device, amp=amp, i2t_rerank=final)
+        res = evaluate(model, val, n, a.max_len, max_new, device=device, amp=amp, i2t_rerank=final, caption_n=n if final else a.eval_caption_n)
         res.update(event='eval', step=step, final=final)
         log(res)
         return res, time.time() - te
 
     model.train()
     last_ckpt = time.time()
-    seg_start, seg_steps = time.time(), 0
-    t_prof = None
+    if a.start_eval and step == 0 and not a.profile:
+        res, eval_s = run_eval(a.eval_n)
+        state['evals_s'] = eval_s
+    seg_time, seg_steps = 0.0, 0
     while True:
         total = state['total']
-        if total is not None and step >= total:
+        if step >= total:
             break
         if a.profile and step >= a.profile:
             break
-        if total is None and step == 20:  # budget mode: size the run from the measured speed
-            s_per_step = (time.time() - t_prof) / 15
-            # eval cost: one training-size pass, measured now (also the step-0-ish curve point)
-            _, eval_s = run_eval(a.eval_n)
-            budget = a.budget_min * 60 - state['train_s'] - (a.evals * eval_s)
-            total = state['total'] = max(step + 100, int(budget / s_per_step) // 50 * 50)
-            state['eval_s'] = eval_s
-            log({'event': 'profile', 's_per_step': round(s_per_step, 3), 'eval_s': round(eval_s, 1), 'total_steps': total})
-        if step == 5:
-            t_prof = time.time()
-        if total is not None and a.budget_min and step % a.log_every == 0 and step >= 100 and state.get('s_per_step'):
-            # only ever shrinks the schedule: on a machine at least as fast as measured it never
-            # fires and the run is reproducible; on a loaded machine the run still ends in budget
+        if a.budget_min and step % a.log_every == 0 and step >= 100 and state.get('s_per_step'):
+            # fit the schedule to the budget from the recent speed: on a machine as fast as planned
+            # it never fires and the run is exactly reproducible; on a shared, loaded machine the
+            # run is shortened (and lengthened again, up to --steps, when the load goes away)
             evals_left = max(0, a.evals - len(state['evals']))
-            left = a.budget_min * 60 - state['train_s'] - evals_left * state.get('eval_s', 0)
-            if (total - step) * state['s_per_step'] > left * 1.02:
-                new_total = max(step + 50, int(left / state['s_per_step']) + step)
-                if new_total < total:
-                    log({'event': 'replan', 'step': step, 'old_total': total, 'total': new_total, 's_per_step': round(state['s_per_step'], 3)})
-                    total = state['total'] = new_total
-        lr = lr_at(step, total or 10**9, a.warmup, a.lr, a.final_lr_ratio)
+            left = a.budget_min * 60 - state['train_s'] - state.get('evals_s', 0.0) - evals_left * state.get('eval_s', 60.0)
+            new_total = max(step + 50, min(a.steps, step + int(left / state['s_per_step'])))
+            if abs(new_total - total) > 0.03 * total:
+                log({'event': 'replan', 'step': step, 'old_total': total, 'total': new_total, 's_per_step': round(state['s_per_step'], 3)})
+                total = state['total'] = new_total
+        lr = lr_at(step, total, a.warmup, a.lr, a.final_lr_ratio)
         for gp in opt.param_groups:
             gp['lr'] = lr
+        t_step = time.time()
         b = batcher.batch(step, a.max_len, device)
         gen = torch.Generator().manual_seed(a.seed * 1_000_003 + step)
         losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance)
@@ -421,25 +429,30 @@ def main(argv=None) -> int:
         model.clamp_temp()
         step += 1
         seg_steps += 1
+        seg_time += time.time() - t_step  # training steps only: evaluations and checkpoints are counted apart
         if step % a.log_every == 0 or step == 1:
-            now = time.time()
-            state['train_s'] += now - seg_start
-            sps = (now - seg_start) / max(1, seg_steps)
-            seg_start, seg_steps = now, 0
-            state['s_per_step'] = sps if 's_per_step' not in state else 0.7 * state['s_per_step'] + 0.3 * sps
+            state['train_s'] += seg_time
+            sps = seg_time / max(1, seg_steps)
+            seg_time, seg_steps = 0.0, 0
+            recent = state.setdefault('recent', [])  # (train_s, step) at the last log points
+            recent.append((state['train_s'], step))
+            del recent[:-5]
+            if len(recent) >= 2:  # speed over the last ~100 steps
+                state['s_per_step'] = (recent[-1][0] - recent[0][0]) / max(1, recent[-1][1] - recent[0][1])
             log({'event': 'step', 'step': step, 'total': total, 'lr': round(lr, 7), 'loss': round(float(loss), 4),
                  **{k: round(float(v), 4) for k, v in losses.items()}, 'temp': round(float(model.temp), 4), 'grad_norm': round(float(gn), 3),
                  **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}, 's_per_step': round(sps, 3),
-                 'elapsed_min': round(state['train_s'] / 60, 2)})
-        if total is not None and a.evals and step % max(1, total // a.evals) == 0 and step < total:
-            res, _ = run_eval(a.eval_n)
+                 'train_min': round(state['train_s'] / 60, 2), 'eval_min': round(state.get('evals_s', 0.0) / 60, 2), 'wall': time.strftime('%H:%M:%S')})
+        if a.evals and step >= (len(state['evals']) + 1) * total / (a.evals + 1) and step < total:
+            res, eval_s = run_eval(a.eval_n)
             state['evals'].append(res)
-            seg_start = time.time()
+            state['eval_s'], state['evals_s'] = eval_s, state.get('evals_s', 0.0) + eval_s
         if time.time() - last_ckpt > a.ckpt_min * 60:
+            t_ck = time.time()
             save_checkpoint(ckpt_path, model, opt, step, state)
             log({'event': 'checkpoint', 'step': step, 'path': str(ckpt_path)})
+            state['other_s'] = state.get('other_s', 0.0) + time.time() - t_ck
             last_ckpt = time.time()
-            seg_start = time.time()
 
     if a.profile:
         return 0
