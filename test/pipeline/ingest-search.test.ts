@@ -1,4 +1,5 @@
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countLiveEmbeddings } from '../../src/db/queries/embeddings.ts';
@@ -11,6 +12,7 @@ import { search } from '../../src/search/search.ts';
 import { ensureCollection } from '../../src/cli/collection.ts';
 import { deleteCollection, getCollection } from '../../src/db/queries/collections.ts';
 import { eventually, modes, testContext, uniqueName, type TestContext } from '../support/context.ts';
+import { makeImageCorpus } from '../fixtures/hostile/make.ts';
 
 const N = 24;
 
@@ -108,4 +110,40 @@ describe.each(modes)('ingest and search (%s mode)', (mode) => {
     expect(after.hits.map((h) => h.image.id)).not.toContain(victim);
     expect(after.hits).toHaveLength(N - 1);
   });
+});
+
+describe.each(modes)('the hostile corpus through the whole pipeline (%s mode)', (mode) => {
+  let t: TestContext | undefined;
+  let dir: string | undefined;
+  afterAll(async () => {
+    await t?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('each file gets its documented outcome; refused ones leave no row, blob or job', async () => {
+    t = await testContext(mode);
+    dir = await mkdtemp(join(tmpdir(), 'mira-hostile-'));
+    const corpus = await makeImageCorpus(dir);
+    const collection = await ensureCollection(t.ctx, uniqueName('hostile'));
+    const blobFiles = async () => (await readdir(join(t!.ctx.dataDir, 'blobs'), { recursive: true }).catch(() => [])).length;
+    let accepted = 0;
+    try {
+      for (const item of corpus) {
+        const before = { rows: await countImagesByStatus(t.ctx.db, collection.id), blobs: await blobFiles() };
+        const outcome = await ingestImage(t.ctx, collection, { kind: 'upload', bytes: await readFile(item.file), filename: item.name }).then(
+          () => 'ok',
+          (err: { code?: string }) => err.code ?? String(err),
+        );
+        expect(outcome, `${item.name}: ${item.why}`).toBe(item.expect);
+        if (outcome === 'ok') accepted++;
+        else {
+          expect(await countImagesByStatus(t.ctx.db, collection.id), item.name).toEqual(before.rows);
+          expect(await blobFiles(), item.name).toBe(before.blobs);
+        }
+      }
+      await eventually('accepted files extracted', async () => ((await countImagesByStatus(t!.ctx.db, collection.id)).ready === accepted ? true : undefined), 60_000);
+    } finally {
+      await deleteCollection(t.ctx.db, collection.id);
+    }
+  }, 120_000);
 });
