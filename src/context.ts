@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { dataDirOf, loadEnv, runtimeOptions, type Env } from './config.ts';
-import { openDatabaseFor, type Database, type Db } from './db/client.ts';
+import { analyze, openDatabaseFor, type Database, type Db } from './db/client.ts';
 import { getModel, getActiveModel, setActiveModel, type Model } from './db/queries/models.ts';
 import { openTokenStore, tokenSource, type TokenFeatureStore, type TokenSource } from './features/store.ts';
 import type { Runtime } from './inference/runtime.ts';
@@ -70,10 +70,16 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
       metrics.inferenceQueueWait.observe({ graph }, e.queueWaitMs / 1000);
     },
   });
+  // A registered name@version never changes (its checksum is fixed), so its path can be cached.
+  const modelPaths = new Map<string, string>();
   const runtime = async (modelId: string) => {
-    const model = await getModel(db, modelId);
-    if (!model) throw new Error(`model ${modelId} is not registered`);
-    return runtimes.get(model.id, model.path);
+    let path = modelPaths.get(modelId);
+    if (!path) {
+      const model = await getModel(db, modelId);
+      if (!model) throw new Error(`model ${modelId} is not registered`);
+      modelPaths.set(modelId, (path = model.path));
+    }
+    return runtimes.get(modelId, path);
   };
   const blobs = new LocalBlobStore(resolve(dataDir, 'blobs'));
   const features = await openTokenStore(resolve(dataDir, 'features'));
@@ -95,6 +101,8 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
     limits: ingestLimits(env),
     ready: () => isReady,
     async warm() {
+      // PGlite has no autovacuum: without statistics its planner scans whole tables.
+      if (database.mode === 'embedded') await analyze(db);
       await runtime(defaultModel.id);
       for (const c of await listCollections(db)) {
         try {
@@ -143,8 +151,19 @@ export function processorDeps(ctx: AppContext): ProcessorDeps {
     runtime: ctx.runtime,
     captionOnIngest: ctx.env.MIRA_CAPTION_ON_INGEST,
     // Without Redis the jobs run in this process, which holds the index: it applies its own writes at once.
-    writer: new ExtractionWriter(ctx.db, ctx.env.REDIS_URL ? undefined : (collectionId, modelId) => syncIndex(ctx, collectionId, modelId)),
+    writer: new ExtractionWriter(ctx.db, ctx.env.REDIS_URL ? undefined : (collectionId, modelId) => afterLocalWrite(ctx, collectionId, modelId)),
   };
+}
+
+const writesSinceAnalyze = new WeakMap<AppContext, number>();
+
+/** Jobs run here: apply the write to this process's index, and keep embedded statistics fresh. */
+async function afterLocalWrite(ctx: AppContext, collectionId: string, modelId: string): Promise<void> {
+  await syncIndex(ctx, collectionId, modelId);
+  if (ctx.mode !== 'embedded') return;
+  const n = (writesSinceAnalyze.get(ctx) ?? 0) + 1;
+  writesSinceAnalyze.set(ctx, n % 200);
+  if (n === 200) await analyze(ctx.db);
 }
 
 const pendingSyncs = new WeakMap<AppContext, Map<string, () => Promise<void>>>();

@@ -55,6 +55,11 @@ export function openDatabaseFor(env: Env): Promise<Database> {
   return openDatabase(env.DATABASE_URL ? { url: env.DATABASE_URL } : { dataDir: dataDirOf(env) });
 }
 
+/** Refreshes planner statistics (embedded mode has no autovacuum to do it). */
+export async function analyze(db: Db): Promise<void> {
+  await db.execute(sql`analyze`);
+}
+
 /** Rows of a raw `db.execute()`: postgres.js returns an array, PGlite an object with `rows`. */
 export function rowsOf<T>(result: unknown): T[] {
   return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
