@@ -42,11 +42,14 @@ export class HnswStore {
   readonly tombstones = new Set<number>();
   /** The ef hnswlib was last set to (a native call saved per search). */
   private ef = -1;
+  private readonly scratch: number[];
 
   constructor(
     readonly params: HnswParams,
     public hnsw: HierarchicalNSW = newHnsw(params, INITIAL_CAPACITY),
-  ) {}
+  ) {
+    this.scratch = new Array<number>(params.dim).fill(0);
+  }
 
   get count(): number {
     return this.live.size;
@@ -93,8 +96,10 @@ export class HnswStore {
   search(vector: ArrayLike<number>, k: number, opts: SearchOptions = {}): SearchHit[] {
     if (vector.length !== this.params.dim) throw new Error(`query has ${vector.length} dimensions, the index ${this.params.dim}`);
     if (k <= 0 || this.live.size === 0) return [];
-    const query = toArray(vector);
     const { filter, allowedLabels: allowed } = opts;
+    // Unfiltered, nothing can run between here and hnswlib copying the query, so a scratch array
+    // serves; a filter callback could search again (reentrantly) and overwrite it.
+    const query = toArray(vector, filter ? undefined : this.scratch);
     const ef = opts.ef ?? this.params.efSearch;
     const test = allowed && filter ? (l: number) => allowed.has(l) && filter(l) : allowed ? (l: number) => allowed.has(l) : filter;
     if (allowed && allowed.size <= EXACT_MAX_ALLOWED) return this.exact(query, k, this.matching(allowed, test!));
@@ -130,9 +135,9 @@ export class HnswStore {
 }
 
 /** hnswlib-node takes only JS arrays. A plain loop: Array.from on a typed array is ~10× slower. */
-function toArray(v: ArrayLike<number>): number[] {
+function toArray(v: ArrayLike<number>, into?: number[]): number[] {
   if (Array.isArray(v)) return v;
-  const out = new Array<number>(v.length);
+  const out = into ?? new Array<number>(v.length);
   for (let i = 0; i < v.length; i++) out[i] = v[i]!;
   return out;
 }
