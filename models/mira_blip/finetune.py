@@ -259,7 +259,7 @@ def main(argv=None) -> int:
     from . import export as exporter
     from .modeling import BlipForTraining, config_from_dict
     from .safetensors_io import load_state_dict
-    from .train import amp_layernorms, autocast, blip_losses, cpu_has_bf16, export_bundle, lr_at, make_optimizer, save_weights
+    from .train import amp_layernorms, autocast, blip_losses, cpu_has_bf16, export_bundle, halve_safetensors, lr_at, make_optimizer, save_weights
 
     # ---- the bundle
     mpath = a.bundle / 'manifest.json'
@@ -306,7 +306,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads or os.cpu_count() or 1)
     amp = {'bf16': True, 'off': False}.get(a.amp, torch.cuda.is_bf16_supported() if device == 'cuda' else cpu_has_bf16())
 
-    rsd = {k: v.float() for k, v in load_state_dict(a.bundle / weights['retrieval']).items() if not k.endswith('position_ids')}
+    raw = load_state_dict(a.bundle / weights['retrieval'])
+    weights_fp16 = any(v.dtype == torch.float16 for v in raw.values())  # keep the bundle's storage precision
+    rsd = {k: v.float() for k, v in raw.items() if not k.endswith('position_ids')}
     csd = {k: v.float() for k, v in load_state_dict(a.bundle / weights['captioning']).items() if not k.endswith('position_ids')}
     shared_vision = exporter.same_vision(rsd, csd)
     model = BlipForTraining(cfg, temp=float(cfg_dict.get('itc_temp', 0.07)))
@@ -424,6 +426,10 @@ def main(argv=None) -> int:
 
     # ---- the new bundle version
     model.eval()
+    if weights_fp16:  # round to float16 values so the float16 files and the float32 graphs agree exactly
+        with torch.no_grad():
+            for p in {id(p): p for p in model.parameters()}.values():
+                p.copy_(p.half().float())
     version = a.version or next_version(str(manifest['version']))
     with tempfile.TemporaryDirectory() as tmp:
         wdir = Path(tmp)
@@ -443,6 +449,9 @@ def main(argv=None) -> int:
         caption = manifest.get('caption') or {'prompt': prompt, 'maxLength': 20, 'minLength': 1, 'numBeams': 1, 'repetitionPenalty': 1.0}
         fp16 = str((manifest.get('about') or {}).get('weightsDtype', '')).startswith('float16')
         export_bundle(wdir, a.out, manifest['name'], version, max_len, caption, about, fp16=fp16)
+        if weights_fp16:
+            for f in sorted((a.out / 'weights').glob('*.safetensors')):
+                halve_safetensors(f)
     emit({'event': 'export', 'out': str(a.out), 'name': manifest['name'], 'version': version})
     report = {'bundle': str(a.bundle), 'out': str(a.out), 'name': manifest['name'], 'fromVersion': manifest['version'], 'version': version,
               'pairs': len(pairs), 'images': len(img_paths), 'trainPairs': int(len(train_caps)), 'holdoutPairs': int(len(hold_caps)),

@@ -76,10 +76,19 @@ def svg(steps, evals, title='Mira default BLIP: training curves') -> str:
              f'<rect width="{W}" height="{H}" fill="#fafafa"/>',
              f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="16">{escape(title)}</text>']
     parts += _panel(70, 60, 380, 290, xmax, 0.0, ymax * 1.05, loss_series, 'training losses', 'loss', lambda v: f'{v:.2f}')
-    parts += _panel(560, 60, 380, 290, xmax, 0.0, 1.0, r_series, 'validation (seed 2)', 'recall / accuracy', lambda v: f'{v:.1f}')
+    n_int = ev[0].get('n') if ev else None
+    parts += _panel(560, 60, 380, 290, xmax, 0.0, 1.0, r_series, f'validation (seed 2, {n_int} images)' if n_int else 'validation (seed 2)',
+                    'recall / accuracy', lambda v: f'{v:.1f}')
+    if fin:  # the final pass (more images, so a harder gallery) as hollow squares at its step
+        f = fin[-1]
+        for val, color in ((get(f, 't2i_itc', 'r1'), COLORS['t2i_itc']), (get(f, 't2i_rerank', 'r1'), COLORS['t2i_rerank']),
+                           (get(f, 't2i_rerank', 'r5'), COLORS['t2i_rerank_r5']), (f.get('caption_scene_acc'), COLORS['caption_scene_acc'])):
+            if val is not None:
+                x, y = 560 + 380 * f['step'] / max(1, xmax), 60 + 290 - 290 * val
+                parts.append(f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" fill="none" stroke="{color}" stroke-width="1.5"/>')
     if fin:
         f = fin[-1]
-        txt = (f'final (n={f.get("n")}, fp32): t2i R@1 ITC {get(f, "t2i_itc", "r1"):.3f}, re-rank {get(f, "t2i_rerank", "r1"):.3f}, '
+        txt = (f'final, squares (n={f.get("n")} images, step {f.get("step")}): t2i R@1 ITC {get(f, "t2i_itc", "r1"):.3f}, re-rank {get(f, "t2i_rerank", "r1"):.3f}, '
                f're-rank R@5 {get(f, "t2i_rerank", "r5"):.3f}, caption scene acc {f.get("caption_scene_acc", float("nan")):.3f}')
         parts.append(f'<text x="{W / 2}" y="{H - 14}" text-anchor="middle" font-size="12">{escape(txt)}</text>')
     parts.append('</svg>')
