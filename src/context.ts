@@ -88,7 +88,7 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
 
   // Service replicas follow Postgres; a single embedded process syncs right after its own writes.
   const follows = opts.role === 'api' && database.mode === 'service';
-  const indexes = new IndexRegistry({ db, dataDir: resolve(dataDir, 'index'), logger: log, ...(follows ? { followMs: 500 } : {}) });
+  const indexes = new IndexRegistry({ db, dataDir, logger: log, ...(follows ? { followMs: 500 } : {}) });
   const tokens = tokenSource(env.MIRA_TOKEN_FEATURES, { db, features, blobs, runtime });
   const table = processorTable(processors, IMPLEMENTED_KINDS);
   let deps: ProcessorDeps | undefined;
