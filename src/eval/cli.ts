@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { dot, Runtime } from '../inference/runtime.ts';
 import { parseCaption, sceneKey } from '../scenes/index.ts';
+import { blipScore } from '../search/score.ts';
 import { corpusBleu4, rankByScore, recallAtK, rerankTopK } from './metrics.ts';
 
 interface Record_ { file: string; captions: string[]; key: string }
@@ -52,7 +53,7 @@ const t2iRerank = hasItm
   ? await Promise.all(t2iItc.map(async (ranking, q) => {
       const top = ranking.slice(0, k);
       const itm = await rt.itmScores(queries[q]!, top.map((g) => embs[g]!.tokens!));
-      return rerankTopK(ranking, k, top.map((g, j) => itm[j]!.logit + dot(embs[g]!.feat, queryFeats[q]!)));
+      return rerankTopK(ranking, k, top.map((g, j) => blipScore(itm[j]!, dot(embs[g]!.feat, queryFeats[q]!))));
     }))
   : t2iItc;
 const t2iHit = (q: number, g: number) => records[g]!.key === records[q]!.key;
@@ -63,7 +64,7 @@ const i2tRerank = hasItm
   ? await Promise.all(i2tItc.map(async (ranking, q) => {
       const top = ranking.slice(0, k);
       const itm = await rt.itmScoresForTexts(top.map((t) => allTexts[t]!.text), embs[q]!.tokens!);
-      return rerankTopK(ranking, k, top.map((t, j) => itm[j]!.logit + dot(embs[q]!.feat, textFeats[t]!)));
+      return rerankTopK(ranking, k, top.map((t, j) => blipScore(itm[j]!, dot(embs[q]!.feat, textFeats[t]!))));
     }))
   : i2tItc;
 const i2tHit = (q: number, t: number) => records[allTexts[t]!.image]!.key === records[q]!.key;

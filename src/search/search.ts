@@ -7,6 +7,7 @@ import type { Runtime } from '../inference/runtime.ts';
 import { allowedLabels, type IndexRegistry, type MetadataFilter } from '../index/index.ts';
 import type { BlobStore } from '../storage/blob.ts';
 import { SEARCH_LIMITS, SearchError } from './limits.ts';
+import { blipScore } from './score.ts';
 
 export interface SearchDeps {
   db: Db;
@@ -83,7 +84,7 @@ export async function search(deps: SearchDeps, req: SearchRequest): Promise<Sear
     const reranker = await deps.runtime(collection.reranker!);
     const tokens = await deps.tokens.tokensFor(collection.reranker!, ranked.map((r) => r.image.id));
     const itm = await reranker.itmScores((req.query as { text: string }).text, tokens);
-    ranked = ranked.map((r, i) => ({ ...r, score: itm[i]!.logit + r.itcScore, itmScore: itm[i]!.prob })).sort((a, b) => b.score - a.score);
+    ranked = ranked.map((r, i) => ({ ...r, score: blipScore(itm[i]!, r.itcScore), itmScore: itm[i]!.prob })).sort((a, b) => b.score - a.score);
   }
   ranked = ranked.slice(0, k);
   if (req.captions && collection.captioner) await fillCaptions(deps, collection.captioner, ranked.map((r) => r.image));

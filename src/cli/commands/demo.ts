@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { loadEnv, ROOT, runtimeOptions } from '../../config.ts';
 import { dot, Runtime } from '../../inference/runtime.ts';
 import { parseCaption, renderScene, sampleScenes, sceneKey, SPLIT_SEEDS } from '../../scenes/index.ts';
+import { blipScore } from '../../search/score.ts';
 import { intFlag, parse, type Command } from '../command.ts';
 import { progressBar } from '../progress.ts';
 
@@ -56,7 +57,7 @@ re-ranked with ITM) and captions three images. The service-backed demo replaces 
         let rows = ranked.map((r) => ({ ...r, itm: undefined as number | undefined, score: r.itc }));
         if (rt.manifest.graphs.itm && tokens[0]) {
           const itm = await rt.itmScores(q, ranked.map((r) => tokens[r.i]!));
-          rows = ranked.map((r, j) => ({ ...r, itm: itm[j]!.prob, score: r.itc + itm[j]!.logit })).sort((a, b) => b.score - a.score);
+          rows = ranked.map((r, j) => ({ ...r, itm: itm[j]!.prob, score: blipScore(itm[j]!, r.itc) })).sort((a, b) => b.score - a.score);
         }
         console.log(`\n"${q}"`);
         for (const r of rows.slice(0, k)) {
