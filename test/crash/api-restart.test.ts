@@ -4,9 +4,7 @@
  * matches Postgres; no search returns a deleted image.
  */
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { and, eq, isNull, isNotNull } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,8 +14,7 @@ import { deleteCollection, getCollection } from '../../src/db/queries/collection
 import { embeddings } from '../../src/db/schema/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { search } from '../../src/search/search.ts';
-import { TINY_BLIP } from '../inference/helpers.ts';
-import { uniqueName } from '../support/context.ts';
+import { childProcessEnv, uniqueName } from '../support/context.ts';
 import { REPO } from '../support/env.ts';
 
 const hasPg = !!process.env.DATABASE_URL;
@@ -34,18 +31,12 @@ describe.skipIf(!hasPg)('API restart after SIGKILL', () => {
   });
 
   it('the index matches Postgres after restart and never returns a deleted image', async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'mira-restart-'));
     const name = uniqueName('restart');
-    const env = {
-      DATABASE_URL: process.env.DATABASE_URL!,
-      MIRA_DATA_DIR: dataDir,
-      MIRA_MODEL_DIR: TINY_BLIP,
-      MIRA_CAPTION_ON_INGEST: 'false',
-      MIRA_INFERENCE_THREADS: '1',
-      MIRA_QUEUE_PREFIX: `mira-restart-${randomUUID().slice(0, 8)}`,
-    };
+    const prepared = await childProcessEnv('restart', { REDIS_URL: '', MIRA_CAPTION_ON_INGEST: 'false' });
+    dataDir = prepared.dataDir;
+    const env = prepared.env;
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/crash/api-child.ts')], {
-      env: { ...process.env, ...env, REDIS_URL: '', CHILD_COLLECTION: name },
+      env: { ...process.env, ...env, CHILD_COLLECTION: name },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -64,7 +55,7 @@ describe.skipIf(!hasPg)('API restart after SIGKILL', () => {
     });
     await new Promise((r) => child.once('exit', r));
 
-    ctx = await createContext({ role: 'api', env: loadEnv({ ...process.env, ...env, REDIS_URL: '' }), log: createLogger('restart', 'warn') });
+    ctx = await createContext({ role: 'api', env: loadEnv({ ...process.env, ...env }), log: createLogger('restart', 'warn') });
     const collection = (await getCollection(ctx.db, { name }))!;
     collectionId = collection.id;
     const index = await ctx.indexes.get(collection.id, collection.embedder);

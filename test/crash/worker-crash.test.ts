@@ -3,9 +3,7 @@
  * and restarted. Afterwards the images, their Postgres rows and the index labels agree one to one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadEnv } from '../../src/config.ts';
@@ -19,8 +17,7 @@ import { ingestImage } from '../../src/ingest/pipeline.ts';
 import { createLogger } from '../../src/log.ts';
 import { renderScene, sampleScenes } from '../../src/scenes/index.ts';
 import { and, eq, isNull } from 'drizzle-orm';
-import { TINY_BLIP } from '../inference/helpers.ts';
-import { eventually, uniqueName } from '../support/context.ts';
+import { childProcessEnv, eventually, uniqueName } from '../support/context.ts';
 import { REPO } from '../support/env.ts';
 
 const service = !!(process.env.DATABASE_URL && process.env.REDIS_URL);
@@ -42,19 +39,9 @@ describe.skipIf(!service)('worker crashes during ingestion', () => {
   });
 
   it(`loses no image and doubles none across ${KILLS} SIGKILLs`, async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'mira-crash-'));
-    const envVars = {
-      DATABASE_URL: process.env.DATABASE_URL!,
-      REDIS_URL: process.env.REDIS_URL!,
-      MIRA_DATA_DIR: dataDir,
-      MIRA_MODEL_DIR: TINY_BLIP,
-      MIRA_QUEUE_PREFIX: `mira-crash-${randomUUID().slice(0, 8)}`,
-      MIRA_JOB_LOCK_MS: '4000',
-      MIRA_RECONCILE_MS: '3000',
-      MIRA_CAPTION_ON_INGEST: 'false',
-      MIRA_INFERENCE_THREADS: '1',
-      MIRA_LOG_LEVEL: 'warn',
-    };
+    const child = await childProcessEnv('crash', { MIRA_JOB_LOCK_MS: '4000', MIRA_RECONCILE_MS: '3000', MIRA_CAPTION_ON_INGEST: 'false' });
+    dataDir = child.dataDir;
+    const envVars = child.env;
     ctx = await createContext({ role: 'cli', env: loadEnv(envVars as NodeJS.ProcessEnv), log: createLogger('crash-test', 'warn') });
     const collection = await ensureCollection(ctx, uniqueName('crash'));
     collectionId = collection.id;

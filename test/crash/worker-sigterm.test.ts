@@ -3,9 +3,7 @@
  * ones within the deadline, closes its connections and exits 0; a new worker finishes the rest.
  */
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadEnv } from '../../src/config.ts';
@@ -16,8 +14,7 @@ import { countImagesByStatus } from '../../src/db/queries/images.ts';
 import { ingestImage } from '../../src/ingest/pipeline.ts';
 import { createLogger } from '../../src/log.ts';
 import { renderScene, sampleScenes } from '../../src/scenes/index.ts';
-import { TINY_BLIP } from '../inference/helpers.ts';
-import { eventually, uniqueName } from '../support/context.ts';
+import { childProcessEnv, eventually, uniqueName } from '../support/context.ts';
 import { REPO } from '../support/env.ts';
 
 const service = !!(process.env.DATABASE_URL && process.env.REDIS_URL);
@@ -34,16 +31,9 @@ describe.skipIf(!service)('worker shutdown on SIGTERM', () => {
   });
 
   it('stops within the deadline, exits 0, and loses no job', async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'mira-sigterm-'));
-    const envVars = {
-      DATABASE_URL: process.env.DATABASE_URL!,
-      REDIS_URL: process.env.REDIS_URL!,
-      MIRA_DATA_DIR: dataDir,
-      MIRA_MODEL_DIR: TINY_BLIP,
-      MIRA_QUEUE_PREFIX: `mira-term-${randomUUID().slice(0, 8)}`,
-      MIRA_INFERENCE_THREADS: '1',
-      MIRA_LOG_LEVEL: 'info',
-    };
+    const child = await childProcessEnv('sigterm', { MIRA_LOG_LEVEL: 'info' });
+    dataDir = child.dataDir;
+    const envVars = child.env;
     ctx = await createContext({ role: 'cli', env: loadEnv(envVars as NodeJS.ProcessEnv), log: createLogger('sigterm-test', 'warn') });
     const collection = await ensureCollection(ctx, uniqueName('sigterm'));
     collectionId = collection.id;

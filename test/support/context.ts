@@ -74,3 +74,22 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
 }
 
 export const uniqueName = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
+
+/**
+ * Environment for Mira child processes (workers, API servers) in crash tests: the real Postgres
+ * and Redis of this machine, a private data folder, queue prefix and the tiny bundle.
+ */
+export async function childProcessEnv(name: string, extra: Record<string, string> = {}): Promise<{ dataDir: string; env: Record<string, string> }> {
+  const dataDir = await mkdtemp(join(tmpdir(), `mira-${name}-`));
+  const env: Record<string, string> = {
+    DATABASE_URL: process.env.DATABASE_URL ?? '',
+    REDIS_URL: process.env.REDIS_URL ?? '',
+    MIRA_DATA_DIR: dataDir,
+    MIRA_MODEL_DIR: TINY_BLIP,
+    MIRA_QUEUE_PREFIX: `mira-${name}-${randomUUID().slice(0, 8)}`,
+    MIRA_INFERENCE_THREADS: '1',
+    MIRA_LOG_LEVEL: 'warn',
+    ...extra,
+  };
+  return { dataDir, env };
+}
