@@ -9,6 +9,12 @@ export const collections = pgTable('collections', {
   /** Optional BLIP model for ITM re-ranking and captions. */
   reranker: text('reranker').references(() => models.id),
   captioner: text('captioner').references(() => models.id),
+  /** The version a re-extraction is filling (a shadow: rows and index, not searched); ingest writes it too. */
+  pendingEmbedder: text('pending_embedder').references(() => models.id),
+  /** The job filling `pendingEmbedder`. */
+  pendingJobId: text('pending_job_id'),
+  /** The version searched before the last switch: kept complete by ingest, the target of a rollback. */
+  previousEmbedder: text('previous_embedder').references(() => models.id),
   dim: integer('dim').notNull(),
   hnswM: integer('hnsw_m').notNull().default(16),
   hnswEfConstruction: integer('hnsw_ef_construction').notNull().default(200),
