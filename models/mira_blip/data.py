@@ -11,7 +11,8 @@ What this module does, once per split and size, and caches next to the data (DIR
     which the runtime reproduces), kept as uint8 [N, 3, S, S] in `pixels-S.npy`. Normalization with
     CLIP's mean/std happens per batch (`normalize`).
   - hard text negatives: for each caption, the captions obtained by swapping two colors, two sizes,
-    or flipping one relation word; each is parsed back with the generator's own parser
+    or flipping one relation word, plus one shape word replaced by another shape (the swaps never
+    exchange shapes); each is parsed back with the generator's own parser
     (src/scenes/captions.ts via `scene_keys.ts`) and kept only if it parses to a DIFFERENT scene.
 
 Batches: `GroupBatcher` shuffles contrast groups (scenes one swap apart) as units, so a group's
@@ -162,6 +163,23 @@ def swap_candidates(caption: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def shape_substitutes(caption: str, rng: np.random.Generator, k: int = 1) -> list[str]:
+    """Captions with one shape word replaced by another shape, `k` per shape word. Swaps never
+    exchange shapes (two objects may not share color and shape, and the generator's contrast
+    groups swap colors, sizes and relations), so without these only the LM loss and random
+    in-batch pairs would teach ITM and the vision encoder to tell shapes apart."""
+    words = caption.split()
+    out = []
+    for i, w in enumerate(words):
+        if w in SHAPE_WORDS:
+            choices = [v for v in SHAPE_WORDS if v != w]
+            for c in rng.choice(len(choices), size=min(k, len(choices)), replace=False):
+                nw = list(words)
+                nw[i] = choices[int(c)]
+                out.append(' '.join(nw))
+    return out
+
+
 def substitute_candidates(caption: str, rng: np.random.Generator, k: int = 2) -> list[str]:
     """Fallback negatives for captions with no swap (single objects): replace one attribute word."""
     words = caption.split()
@@ -259,7 +277,7 @@ class SceneSplit:
         self.neg_tokens: TokenTable | None = None
         self.neg_off: np.ndarray | None = None
         if hard_negatives:
-            self._build_hard_negatives(cache / f'hardneg-{digest}.json', log)
+            self._build_hard_negatives(cache / f'hardneg-v2-{digest}.json', log)  # v2: + shape substitutes
 
     # -- hard text negatives ---------------------------------------------------------------------
     def _build_hard_negatives(self, path: Path, log) -> None:
@@ -271,6 +289,7 @@ class SceneSplit:
             for j, c in enumerate(cands):
                 if not c:
                     cands[j] = substitute_candidates(self.cap_text[j], rng)
+                cands[j] = list(dict.fromkeys(cands[j] + shape_substitutes(self.cap_text[j], rng)))
             flat = [c for cs in cands for c in cs]
             log({'event': 'hard_negatives', 'captions': len(self.cap_text), 'candidates': len(flat)})
             keys = scene_keys(flat)

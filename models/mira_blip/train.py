@@ -136,11 +136,18 @@ def autocast(device: str, enabled: bool):
     return torch.autocast(device_type='cuda' if device.startswith('cuda') else 'cpu', dtype=torch.bfloat16, enabled=enabled)
 
 
-def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True):
+def lm_loss(lm_logits: torch.Tensor, b: dict) -> torch.Tensor:
+    """Next-token cross entropy on the caption tokens and [SEP] (the prompt is masked), label smoothing 0.1."""
+    shifted = lm_logits[:, :-1].float()
+    return F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), b['lm_labels'][:, 1:].reshape(-1), ignore_index=-100, label_smoothing=0.1)
+
+
+def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True, itm: bool = True):
     """BLIP's three losses on one batch. Returns (dict of scalar losses, stats).
     b: pixels (uint8, normalized here with CLIP mean/std) or pixel_values (already normalized), key
     (same key = positive pair), ids/mask ([CLS] first), lm_ids/lm_mask/lm_labels, optional neg_*.
-    `vocab` only needs `.enc`. lm=False skips the captioning loss (its entry is then 0)."""
+    `vocab` only needs `.enc`. lm=False skips the captioning loss, itm=False the matching loss (the
+    entry is then 0)."""
     key = b['key']
     pos = key[:, None] == key[None, :]  # same scene = positive (BLIP retrieval's idx rule)
     with autocast(device, amp):
@@ -152,8 +159,16 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
     tgt = pos.float() / pos.float().sum(1, keepdim=True)
     l_itc = (-(F.log_softmax(sim_i2t, 1) * tgt).sum(1).mean() - (F.log_softmax(sim_t2i, 1) * tgt).sum(1).mean()) / 2
 
-    # ITM hard negatives: sampled from the in-batch ITC softmax, never the same scene (BLIP)
     n = key.shape[0]
+    if not itm:
+        with autocast(device, amp):
+            lm_logits = model.decoder_logits(b['lm_ids'], b['lm_mask'], img) if lm else None
+        l_lm = lm_loss(lm_logits, b) if lm else torch.zeros((), device=key.device)
+        with torch.no_grad():
+            itc_acc = float(pos[torch.arange(n, device=key.device), sim_t2i.argmax(1)].float().mean())
+        return {'itc': l_itc, 'itm': torch.zeros((), device=key.device), 'lm': l_lm}, {'itc_acc': itc_acc, 'itm_pairs': 0}
+
+    # ITM hard negatives: sampled from the in-batch ITC softmax, never the same scene (BLIP)
     with torch.no_grad():
         w_i2t = F.softmax(sim_i2t.detach(), 1).masked_fill(pos, 0) + 1e-9 * (~pos)
         w_t2i = F.softmax(sim_t2i.detach(), 1).masked_fill(pos, 0) + 1e-9 * (~pos)
@@ -188,8 +203,7 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
     else:
         l_itm = F.cross_entropy(itm_logits, labels)
     if lm:
-        shifted = lm_logits[:, :-1].float()
-        l_lm = F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), b['lm_labels'][:, 1:].reshape(-1), ignore_index=-100, label_smoothing=0.1)
+        l_lm = lm_loss(lm_logits, b)
     else:
         l_lm = torch.zeros((), device=key.device)
     with torch.no_grad():
@@ -201,6 +215,22 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
             'itm_pairs': int(itm_ids.shape[0]),
         }
     return {'itc': l_itc, 'itm': l_itm, 'lm': l_lm}, stats
+
+
+# A step with ITM costs about this much more than one without (measured on this 2-core machine at 64 px,
+# batch 128); replaced by the measured ratio once both phases have run.
+ITM_COST_RATIO = 2.2
+
+
+def planned_total(step: int, left_s: float, state: dict, itm_from: float) -> int:
+    """The schedule length whose remaining steps fit `left_s` seconds, with the phase before
+    `itm_from` (ITC + LM) and the phase after it (all three) at their own speeds."""
+    s1 = state.get('s_no_itm') or state['s_per_step'] / ITM_COST_RATIO
+    s2 = state.get('s_itm') or s1 * ITM_COST_RATIO
+    if itm_from <= 0 or state.get('itm_on') or step >= itm_from * state['total']:
+        return step + int(left_s / s2)
+    # step < F*T: left = s1 (F T - step) + s2 (1 - F) T
+    return int((left_s + s1 * step) / (s1 * itm_from + s2 * (1 - itm_from)))
 
 
 def lr_at(step: int, total: int, warmup: int, base: float, final_ratio: float) -> float:
@@ -309,6 +339,9 @@ def parse_args(argv=None):
     g.add_argument('--w-itc', type=float, default=1.0)
     g.add_argument('--w-itm', type=float, default=2.0)
     g.add_argument('--w-lm', type=float, default=1.0)
+    g.add_argument('--itm-from', type=float, default=0.0, help='fraction of the schedule trained with ITC + LM only before ITM joins '
+                   '(0: all three from the first step, as BLIP). ITM is most of the cost of a step and learns little before the '
+                   'shared cross-attention and the image features are useful; LM trains that cross-attention meanwhile')
     g.add_argument('--no-swap-negatives', action='store_true', help='ITM without the swapped-caption text negatives')
     g.add_argument('--no-itm-balance', action='store_true', help='plain ITM cross entropy (default: positives weighted to balance the negatives)')
     g.add_argument('--seed', type=int, default=0)
@@ -420,7 +453,7 @@ def main(argv=None) -> int:
             # run is shortened (and lengthened again, up to --steps, when the load goes away)
             evals_left = max(0, a.evals - len(state['evals']))
             left = a.budget_min * 60 - state['train_s'] - state.get('evals_s', 0.0) - evals_left * state.get('eval_s', 60.0)
-            new_total = max(step + 50, min(a.steps, step + int(left / state['s_per_step'])))
+            new_total = max(step + 50, min(a.steps, planned_total(step, left, state, a.itm_from)))
             if abs(new_total - total) > 0.08 * total:  # hysteresis: the speed of a shared machine is noisy
                 log({'event': 'replan', 'step': step, 'old_total': total, 'total': new_total, 's_per_step': round(state['s_per_step'], 3)})
                 total = state['total'] = new_total
@@ -430,7 +463,12 @@ def main(argv=None) -> int:
         t_step = time.time()
         b = batcher.batch(step, a.max_len, device)
         gen = torch.Generator().manual_seed(a.seed * 1_000_003 + step)
-        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance)
+        itm_on = bool(state.get('itm_on')) or step >= a.itm_from * total  # once on, it stays on when a replan moves the schedule
+        if itm_on != state.get('itm_on', itm_on) or (step == 0 and not itm_on):
+            log({'event': 'phase', 'step': step, 'itm': itm_on})
+            state['recent'] = []  # the speed of the other phase says nothing about this one
+        state['itm_on'] = itm_on
+        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance, itm=itm_on)
         loss = a.w_itc * losses['itc'] + a.w_itm * losses['itm'] + a.w_lm * losses['lm']
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -447,8 +485,9 @@ def main(argv=None) -> int:
             recent = state.setdefault('recent', [])  # (train_s, step) at the last log points
             recent.append((state['train_s'], step))
             del recent[:-5]
-            if len(recent) >= 2:  # speed over the last ~100 steps
+            if len(recent) >= 2:  # speed over the last ~100 steps of this phase
                 state['s_per_step'] = (recent[-1][0] - recent[0][0]) / max(1, recent[-1][1] - recent[0][1])
+                state['s_itm' if itm_on else 's_no_itm'] = state['s_per_step']
             log({'event': 'step', 'step': step, 'total': total, 'lr': round(lr, 7), 'loss': round(float(loss), 4),
                  **{k: round(float(v), 4) for k, v in losses.items()}, 'temp': round(float(model.temp), 4), 'grad_norm': round(float(gn), 3),
                  **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}, 's_per_step': round(sps, 3),
