@@ -5,6 +5,7 @@ import { getImage, updateImage } from '../../db/queries/images.ts';
 import type { TokenFeatureStore } from '../../features/store.ts';
 import { isInferenceError } from '../../inference/errors.ts';
 import type { Runtime } from '../../inference/runtime.ts';
+import { liveVersions } from '../../reextract/versions.ts';
 import type { BlobStore } from '../../storage/blob.ts';
 import { PermanentJobError, type Processor } from '../types.ts';
 import type { ExtractionWriter } from './writer.ts';
@@ -42,10 +43,11 @@ export const ingestProcessor: Processor<IngestProcessorDeps, z.infer<typeof payl
     if (!bytes) return fail(deps, image.id, 'blob_missing', `the original of image ${image.id} is not in the blob store`);
 
     try {
-      const embedder = await deps.runtime(collection.embedder);
-      const [emb] = await embedder.embedImages([bytes]);
+      // Every live version: the active one, and while they exist a re-extraction's shadow and the rollback target.
+      const versions = await Promise.all(liveVersions(collection).map(async (modelId) => ({ modelId, emb: (await (await deps.runtime(modelId)).embedImages([bytes]))[0]! })));
+      const emb = versions[0]!.emb;
       if (collection.reranker) {
-        const tokens = collection.reranker === collection.embedder ? emb!.tokens : (await (await deps.runtime(collection.reranker)).embedImages([bytes]))[0]!.tokens;
+        const tokens = versions.find((v) => v.modelId === collection.reranker)?.emb.tokens ?? (await (await deps.runtime(collection.reranker)).embedImages([bytes]))[0]!.tokens;
         if (tokens) await deps.features.put(collection.reranker, image.id, tokens);
       }
       let caption: { text: string; model: string } | undefined;
@@ -53,7 +55,8 @@ export const ingestProcessor: Processor<IngestProcessorDeps, z.infer<typeof payl
         const c = await (await deps.runtime(collection.captioner)).caption(bytes);
         caption = { text: c.text, model: collection.captioner };
       }
-      const outcome = await deps.writer.submit({ collectionId: collection.id, modelId: collection.embedder, imageId: image.id, vector: emb!.feat, ...(caption ? { caption } : {}) });
+      const others = versions.slice(1).map((v) => ({ modelId: v.modelId, vector: v.emb.feat }));
+      const outcome = await deps.writer.submit({ collectionId: collection.id, modelId: collection.embedder, imageId: image.id, vector: emb.feat, versions: others, ...(caption ? { caption } : {}) });
       if ('skipped' in outcome) return outcome;
       run.log.info({ jobId: run.id, imageId: image.id, label: outcome.label }, 'image extracted');
       return outcome;
