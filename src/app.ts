@@ -11,6 +11,7 @@ import { requestId } from './api/middleware/request-id.ts';
 import { openApiDocument } from './api/openapi.ts';
 import { registerRoutes } from './api/routes/index.ts';
 import type { ApiContext, ApiEnv, App } from './api/types.ts';
+import { registerWeb } from './api/web.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 
 export type { ApiContext } from './api/types.ts';
@@ -56,6 +57,7 @@ export function newApp(ctx: ApiContext, opts: AppOptions = {}): App {
   registerRoutes(app);
   app.get('/openapi.json', (c) => c.json(openApiDocument(app)));
   registerDocs(app);
+  registerWeb(app);
   app.get('/metrics', async (c) => c.body(await metrics.scrape(), 200, { 'content-type': metrics.registry.contentType }));
 
   app.notFound(notFound(app));
