@@ -32,13 +32,14 @@ function params(collection) {
   return out;
 }
 
-const score = (v) => v.toFixed(3);
+/** A score to read (tiny ITM probabilities keep a digit), the exact number in <data value>. */
+const score = (cls, v) => el('dd', { class: cls }, el('data', { value: v, text: v === 0 || Math.abs(v) >= 0.001 ? v.toFixed(3) : v.toExponential(1) }));
 
 function result(r, onSimilar) {
   const caption = r.caption ?? '';
   const img = el('img', { alt: caption || `Image from ${r.source}`, width: 128, height: 128 });
-  const scores = el('dl', { class: 'scores' }, el('dt', { text: 'ITC' }), el('dd', { class: 'itc', text: score(r.itcScore) }));
-  if (r.itmScore !== undefined) scores.append(el('dt', { text: 'ITM' }), el('dd', { class: 'itm', text: score(r.itmScore) }));
+  const scores = el('dl', { class: 'scores' }, el('dt', { text: 'ITC' }), score('itc', r.itcScore));
+  if (r.itmScore !== undefined) scores.append(el('dt', { text: 'ITM' }), score('itm', r.itmScore));
   imageUrl(r.thumbnailUrl, running?.signal)
     .then((url) => {
       thumbnails.push(url);
