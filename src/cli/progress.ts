@@ -1,25 +1,65 @@
-/** A one-line progress bar on stderr with rate and ETA; plain lines when stderr is not a terminal. */
-export function progressBar(label: string, total: number) {
+/**
+ * The one progress bar of the `mira` commands (ingest, demo, jobs watch, ...), always on stderr so
+ * stdout stays the command's result. On a terminal it redraws one line (at most every 100 ms); on
+ * anything else (a pipe, a CI log) it prints a plain line every 10% and at the end.
+ */
+export interface ProgressBar {
+  /** `total` may change between calls (a job that learns its size as it goes); 0 means unknown. */
+  update(done: number, total?: number): void;
+  /** Ends the bar: the last line is kept. */
+  done(): void;
+}
+
+export interface ProgressOptions {
+  /** False: a bar that prints nothing (--json, --quiet). */
+  enabled?: boolean;
+  stream?: NodeJS.WriteStream;
+}
+
+const WIDTH = 24;
+const REDRAW_MS = 100;
+
+export function progressBar(label: string, total: number, opts: ProgressOptions = {}): ProgressBar {
+  if (opts.enabled === false) return { update() {}, done() {} };
+  const stream = opts.stream ?? process.stderr;
+  const tty = stream.isTTY === true;
   const start = performance.now();
-  const tty = process.stderr.isTTY;
-  let lastPrinted = -1;
+  let lastTenth = -1;
+  let lastDraw = 0;
+  let last = { done: 0, total };
+
+  const line = (done: number, total: number): string => {
+    const secs = (performance.now() - start) / 1000;
+    const rate = done / Math.max(secs, 1e-3);
+    if (total <= 0) return `${label} ${done}/? ${rate.toFixed(1)}/s ${secs.toFixed(0)}s`;
+    const frac = Math.min(1, done / total);
+    const eta = rate > 0 ? (total - done) / rate : 0;
+    const bar = '#'.repeat(Math.round(WIDTH * frac)).padEnd(WIDTH, '.');
+    return `${label} [${bar}] ${done}/${total} ${Math.floor(100 * frac)}% ${rate.toFixed(1)}/s eta ${Math.max(0, eta).toFixed(0)}s`;
+  };
+
   return {
-    update(done: number): void {
-      const secs = (performance.now() - start) / 1000;
-      const rate = done / Math.max(secs, 1e-3);
-      const eta = rate > 0 ? (total - done) / rate : 0;
-      const pct = Math.floor((100 * done) / total);
-      const width = 24;
-      const bar = '#'.repeat(Math.round((width * done) / total)).padEnd(width, '.');
-      const line = `${label} [${bar}] ${done}/${total} ${rate.toFixed(1)}/s eta ${eta.toFixed(0)}s`;
-      if (tty) process.stderr.write(`\r${line}`);
-      else if (pct >= lastPrinted + 10 || done === total) {
-        process.stderr.write(`${line}\n`);
-        lastPrinted = pct;
+    update(done, newTotal) {
+      if (newTotal !== undefined) total = newTotal;
+      last = { done, total };
+      const finished = total > 0 && done >= total;
+      if (tty) {
+        const now = performance.now();
+        if (!finished && now - lastDraw < REDRAW_MS) return;
+        lastDraw = now;
+        stream.write(`\r${line(done, total)}\x1b[K`);
+        return;
+      }
+      const tenth = total > 0 ? Math.floor((10 * done) / total) : lastTenth;
+      if (tenth > lastTenth || finished) {
+        if (finished && lastTenth === 10) return;
+        stream.write(`${line(done, total)}\n`);
+        lastTenth = finished ? 10 : tenth;
       }
     },
-    done(): void {
-      if (tty) process.stderr.write('\n');
+    done() {
+      if (tty) stream.write(`\r${line(last.done, last.total)}\x1b[K\n`);
+      else if (lastTenth !== 10 && last.done > 0) stream.write(`${line(last.done, last.total)}\n`);
     },
   };
 }
