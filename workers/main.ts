@@ -22,12 +22,8 @@ export async function runWorker(opts: { shutdownDeadlineMs?: number } = {}): Pro
     lockMs: ctx.env.MIRA_JOB_LOCK_MS,
     log: ctx.log,
   });
-  ctx.log.info({ kinds: [...table.keys()], mode: ctx.mode }, 'worker started');
-  await reconcilePendingImages(ctx.db, ctx.queue, ctx.log);
-  const reconcile = setInterval(() => {
-    reconcilePendingImages(ctx.db, ctx.queue, ctx.log).catch((err: Error) => ctx.log.warn({ err: err.message }, 'reconciliation failed'));
-  }, ctx.env.MIRA_RECONCILE_MS);
-  await new Promise<void>((resolve) => {
+  // Listening before anything else is awaited: a SIGTERM during startup still stops it gracefully.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       ctx.log.info({ signal }, 'worker stopping');
       resolve();
@@ -35,6 +31,12 @@ export async function runWorker(opts: { shutdownDeadlineMs?: number } = {}): Pro
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  ctx.log.info({ kinds: [...table.keys()], mode: ctx.mode }, 'worker started');
+  await reconcilePendingImages(ctx.db, ctx.queue, ctx.log);
+  const reconcile = setInterval(() => {
+    reconcilePendingImages(ctx.db, ctx.queue, ctx.log).catch((err: Error) => ctx.log.warn({ err: err.message }, 'reconciliation failed'));
+  }, ctx.env.MIRA_RECONCILE_MS);
+  await stopped;
   clearInterval(reconcile);
   await workers.close(opts.shutdownDeadlineMs ?? 30_000);
   await ctx.close();

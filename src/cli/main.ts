@@ -8,12 +8,13 @@ import { caption } from './commands/caption.ts';
 import { demo } from './commands/demo.ts';
 import { ingest } from './commands/ingest.ts';
 import { keys } from './commands/keys.ts';
+import { migrate } from './commands/migrate.ts';
 import { models } from './commands/models.ts';
 import { search } from './commands/search.ts';
 import { serve } from './commands/serve.ts';
 import { worker } from './commands/worker.ts';
 
-const commands: Record<string, Command> = { serve, worker, demo, ingest, search, caption, models, keys };
+const commands: Record<string, Command> = { serve, worker, demo, ingest, search, caption, models, keys, migrate };
 
 function help(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
@@ -29,6 +30,7 @@ function help(): string {
     '  mira search "a dog on a beach" --collection holidays --k 5',
     '  mira caption photo.jpg --method beam',
     '  mira models import ./clip-onnx --out models/clip-b32',
+  '  mira models activate mira-blip-scenes@2   re-extract the collections on other versions, then switch',
     '',
     "Run 'mira <command> --help' for a command's options. Exit codes: 0 ok, 1 failure, 2 bad usage or input.",
   ].join('\n');

@@ -34,9 +34,13 @@ export interface MiraProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** `node --import tsx src/cli/main.ts ARGS` as a real child process. */
-export function spawnMira(args: string[], env: Record<string, string | undefined>): MiraProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+/** How a `mira` child is started: `node --import tsx src/cli/main.ts`, or another launcher (docker/entrypoint.sh ROLE). */
+export const MIRA_COMMAND: readonly string[] = [process.execPath, '--import', 'tsx', MAIN];
+
+/** `node --import tsx src/cli/main.ts ARGS` (or `launcher ARGS`) as a real child process. */
+export function spawnMira(args: string[], env: Record<string, string | undefined>, launcher: readonly string[] = MIRA_COMMAND): MiraProcess {
+  const [cmd, ...pre] = launcher;
+  const child = spawn(cmd!, [...pre, ...args], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += String(d)));
@@ -56,9 +60,9 @@ export function spawnMira(args: string[], env: Record<string, string | undefined
   };
 }
 
-/** Runs a `mira` command to its end. */
-export async function runMira(args: string[], env: Record<string, string | undefined>, timeoutMs = 120_000) {
-  const p = spawnMira(args, env);
+/** Runs a `mira` command (or `launcher ARGS`) to its end. */
+export async function runMira(args: string[], env: Record<string, string | undefined>, timeoutMs = 120_000, launcher: readonly string[] = MIRA_COMMAND) {
+  const p = spawnMira(args, env, launcher);
   const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
   const { code, signal } = await p.exited;
   clearTimeout(timer);
@@ -70,13 +74,14 @@ export interface ServeProcess extends MiraProcess {
 }
 
 /**
- * `mira serve --port 0 --port-file F` on loopback; resolves once /readyz answers 200 (models and
- * indexes loaded). A data folder of its own is made when `env` names none, and removed at stop.
+ * `mira serve --port 0 --port-file F` on loopback (`launcher`: another way to start it, such as
+ * docker/entrypoint.sh api); resolves once /readyz answers 200 (models and indexes loaded). A data
+ * folder of its own is made when `env` names none, and removed at stop.
  */
-export async function startServe(env: Record<string, string | undefined>, readyMs = 120_000): Promise<ServeProcess> {
+export async function startServe(env: Record<string, string | undefined>, readyMs = 120_000, launcher: readonly string[] = [...MIRA_COMMAND, 'serve']): Promise<ServeProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'mira-serve-'));
   const portFile = join(dir, 'port');
-  const p = spawnMira(['serve', '--host', '127.0.0.1', '--port', '0', '--port-file', portFile], { MIRA_DATA_DIR: join(dir, 'data'), ...env });
+  const p = spawnMira(['--host', '127.0.0.1', '--port', '0', '--port-file', portFile], { MIRA_DATA_DIR: join(dir, 'data'), ...env }, launcher);
   const died = p.exited.then((e) => {
     throw new Error(`mira serve exited (${e.code ?? e.signal}):\n${p.output().stderr}`);
   });
