@@ -20,8 +20,8 @@ OUT="${MIRA_BUNDLE_OUT:-models/default}"
 DATA="${MIRA_SCENES_DIR:-data/scenes}"
 TRAIN_N="${MIRA_TRAIN_N:-50000}"
 VAL_N="${MIRA_VAL_N:-1000}"
-BUDGET_MIN=115     # whole job, data generation and export included (the issue allows 2 hours)
-STEPS="${MIRA_TRAIN_STEPS:-6000}"   # schedule length; shortened only if the budget would not fit it
+BUDGET_MIN=70      # whole job, data generation and export included
+STEPS="${MIRA_TRAIN_STEPS:-3600}"   # schedule length; shortened only if the budget would not fit it
 FOREGROUND=0
 FRESH=0
 EXTRA=()
@@ -87,7 +87,7 @@ echo "{\"event\":\"budget\",\"total_min\":$BUDGET_MIN,\"used_min\":$USED_MIN,\"t
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
 cd models
 set +e
-"$PY" -u -m mira_blip.train --steps "$STEPS" --image-size 64 --itm-from 0.5 --train "$(abs "$DATA/train")" --val "$(abs "$DATA/val")" --run "$(abs "$RUN")" --out "$(abs "$OUT")" \
+"$PY" -u -m mira_blip.train --steps "$STEPS" --train "$(abs "$DATA/train")" --val "$(abs "$DATA/val")" --run "$(abs "$RUN")" --out "$(abs "$OUT")" \
   --budget-min "$TRAIN_MIN" ${EXTRA[@]+"${EXTRA[@]}"}
 RC=$?
 set -e

@@ -11,8 +11,8 @@ What this module does, once per split and size, and caches next to the data (DIR
     which the runtime reproduces), kept as uint8 [N, 3, S, S] in `pixels-S.npy`. Normalization with
     CLIP's mean/std happens per batch (`normalize`).
   - hard text negatives: for each caption, the captions obtained by swapping two colors, two sizes,
-    or flipping one relation word, plus one shape word replaced by another shape (the swaps never
-    exchange shapes); each is parsed back with the generator's own parser
+    or flipping one relation word (with `shape_negatives`, also one shape word replaced by another
+    shape: the swaps never exchange shapes); each is parsed back with the generator's own parser
     (src/scenes/captions.ts via `scene_keys.ts`) and kept only if it parses to a DIFFERENT scene.
 
 Batches: `GroupBatcher` shuffles contrast groups (scenes one swap apart) as units, so a group's
@@ -227,7 +227,7 @@ class TokenTable:
 class SceneSplit:
     """One generated split: pixels (uint8, cached), captions, keys, groups, tokenized text."""
 
-    def __init__(self, root: str | Path, size: int, vocab: WordVocab | None = None, hard_negatives: bool = False, workers: int = 2, log=None):
+    def __init__(self, root: str | Path, size: int, vocab: WordVocab | None = None, hard_negatives: bool = False, workers: int = 2, log=None, shape_negatives: bool = False):
         self.root = Path(root)
         self.size = size
         log = log or (lambda *a, **k: None)
@@ -277,10 +277,11 @@ class SceneSplit:
         self.neg_tokens: TokenTable | None = None
         self.neg_off: np.ndarray | None = None
         if hard_negatives:
-            self._build_hard_negatives(cache / f'hardneg-v2-{digest}.json', log)  # v2: + shape substitutes
+            name = f'hardneg-shapes-{digest}.json' if shape_negatives else f'hardneg-{digest}.json'
+            self._build_hard_negatives(cache / name, log, shape_negatives)
 
     # -- hard text negatives ---------------------------------------------------------------------
-    def _build_hard_negatives(self, path: Path, log) -> None:
+    def _build_hard_negatives(self, path: Path, log, shape_negatives: bool = False) -> None:
         if path.is_file():
             per_caption = json.loads(path.read_text())
         else:
@@ -289,7 +290,8 @@ class SceneSplit:
             for j, c in enumerate(cands):
                 if not c:
                     cands[j] = substitute_candidates(self.cap_text[j], rng)
-                cands[j] = list(dict.fromkeys(cands[j] + shape_substitutes(self.cap_text[j], rng)))
+                if shape_negatives:
+                    cands[j] = list(dict.fromkeys(cands[j] + shape_substitutes(self.cap_text[j], rng)))
             flat = [c for cs in cands for c in cs]
             log({'event': 'hard_negatives', 'captions': len(self.cap_text), 'candidates': len(flat)})
             keys = scene_keys(flat)

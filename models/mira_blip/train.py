@@ -342,6 +342,7 @@ def parse_args(argv=None):
     g.add_argument('--itm-from', type=float, default=0.0, help='fraction of the schedule trained with ITC + LM only before ITM joins '
                    '(0: all three from the first step, as BLIP). ITM is most of the cost of a step and learns little before the '
                    'shared cross-attention and the image features are useful; LM trains that cross-attention meanwhile')
+    g.add_argument('--shape-negatives', action='store_true', help='also give ITM captions with one shape word replaced (experimental, see TRAINING.md)')
     g.add_argument('--no-swap-negatives', action='store_true', help='ITM without the swapped-caption text negatives')
     g.add_argument('--no-itm-balance', action='store_true', help='plain ITM cross entropy (default: positives weighted to balance the negatives)')
     g.add_argument('--seed', type=int, default=0)
@@ -398,7 +399,7 @@ def main(argv=None) -> int:
     tj = toks.from_words(meta['vocabulary'])
     vocab = WordVocab.from_tokenizer(tj)
     t0 = time.time()
-    train = SceneSplit(a.train, a.image_size, vocab, hard_negatives=not a.no_swap_negatives, workers=os.cpu_count() or 1, log=log)
+    train = SceneSplit(a.train, a.image_size, vocab, hard_negatives=not a.no_swap_negatives, workers=os.cpu_count() or 1, log=log, shape_negatives=a.shape_negatives)
     val = SceneSplit(a.val, a.image_size, vocab, workers=os.cpu_count() or 1, log=log)
     longest = max(len(train.cap_tokens.get(j)) for j in range(len(train.cap_tokens)))
     if longest + len(vocab.encode_words(PROMPT)) + 2 > a.max_len:
