@@ -1,0 +1,79 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Db } from '../db/client.ts';
+import { imagesByIds, listImages, type Image } from '../db/queries/images.ts';
+import type { BlobStore } from '../storage/blob.ts';
+
+/** Where a fine-tuning job's image–caption pairs come from. */
+export type PairSource =
+  /**
+   * The collection's ready images with their captions. A caption a person set through the metadata
+   * API (`metadata.caption`, PATCH /v1/images/{id}) wins over the model's; `include: 'edited'`
+   * keeps only images that have one.
+   */
+  | { kind: 'captions'; include?: 'all' | 'edited' }
+  /** Uploaded pairs, already resolved to images of the collection. */
+  | { kind: 'pairs'; pairs: { imageId: string; caption: string }[] };
+
+export interface Pair {
+  imageId: string;
+  sha256: string;
+  caption: string;
+}
+
+/** A person's caption for the image, when its metadata holds one. */
+export function editedCaption(image: Pick<Image, 'metadata'>): string | undefined {
+  const c = (image.metadata as Record<string, unknown> | null)?.caption;
+  return typeof c === 'string' && c.trim() ? c.trim() : undefined;
+}
+
+/** The pairs the source names, among the collection's live, ready images; `skipped` counts the rest. */
+export async function collectPairs(db: Db, collectionId: string, source: PairSource): Promise<{ pairs: Pair[]; skipped: number }> {
+  const pairs: Pair[] = [];
+  let skipped = 0;
+  if (source.kind === 'pairs') {
+    const ids = [...new Set(source.pairs.map((p) => p.imageId))];
+    const found = new Map<string, Image>();
+    for (let i = 0; i < ids.length; i += 1000) for (const [id, img] of await imagesByIds(db, collectionId, ids.slice(i, i + 1000))) found.set(id, img);
+    for (const p of source.pairs) {
+      const img = found.get(p.imageId);
+      if (img?.status === 'ready') pairs.push({ imageId: img.id, sha256: img.sha256, caption: p.caption });
+      else skipped++;
+    }
+    return { pairs, skipped };
+  }
+  let cursor: string | undefined;
+  do {
+    const page = await listImages(db, { collectionId, status: 'ready', limit: 1000, ...(cursor ? { cursor } : {}) });
+    for (const img of page.items) {
+      const caption = editedCaption(img) ?? (source.include === 'edited' ? undefined : img.caption?.trim() || undefined);
+      if (caption) pairs.push({ imageId: img.id, sha256: img.sha256, caption });
+      else skipped++;
+    }
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  return { pairs, skipped };
+}
+
+/**
+ * Writes the trainer's pairs.jsonl into `dir`: `{"image": absolute path, "caption"}` per pair. The
+ * originals are read in place when the blob store has local paths, copied into `dir/images` when not.
+ */
+export async function writePairsFile(blobs: BlobStore, pairs: Pair[], dir: string): Promise<string> {
+  const paths = new Map<string, string>();
+  for (const sha of new Set(pairs.map((p) => p.sha256))) {
+    if (blobs.path && (await blobs.has(sha, 'original'))) {
+      paths.set(sha, blobs.path(sha, 'original'));
+      continue;
+    }
+    const bytes = await blobs.get(sha, 'original');
+    if (!bytes) throw new Error(`the original ${sha} is not in the blob store`);
+    await mkdir(join(dir, 'images'), { recursive: true });
+    const file = join(dir, 'images', sha);
+    await writeFile(file, bytes);
+    paths.set(sha, file);
+  }
+  const file = join(dir, 'pairs.jsonl');
+  await writeFile(file, pairs.map((p) => JSON.stringify({ image: paths.get(p.sha256), caption: p.caption })).join('\n') + '\n');
+  return file;
+}
