@@ -2,14 +2,18 @@ import type { Context, Hono } from 'hono';
 import { problemResponse } from '../errors.ts';
 import type { ApiEnv } from '../types.ts';
 
+/** One path segment of a hono route as a regexp: `:id`, `:file{[a-z]+\\.js}` (its constraint kept), `*`, or literal text. */
+function segmentPattern(seg: string): string {
+  const param = /^:[A-Za-z0-9_]+(?:\{(.+)\})?(\?)?$/.exec(seg);
+  if (param) return `${param[1] ? `(?:${param[1]})` : '[^/]+'}${param[2] ? '?' : ''}`;
+  return seg.split('*').map((lit) => lit.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+}
+
 /** The routes' patterns as regexps, built once, for telling 404 from 405. */
 function patterns(app: Hono<ApiEnv>): { re: RegExp; method: string }[] {
   return app.routes
     .filter((r) => r.method !== 'ALL')
-    .map((r) => ({
-      method: r.method,
-      re: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\/:[^/]+/g, '/[^/]+').replace(/\*/g, '.*')}/?$`),
-    }));
+    .map((r) => ({ method: r.method, re: new RegExp(`^${r.path.split(/\/(?![^{]*\})/).map(segmentPattern).join('/')}/?$`) }));
 }
 
 /**
