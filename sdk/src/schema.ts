@@ -449,6 +449,12 @@ export interface components {
             embedder: string;
             reranker: string | null;
             captioner: string | null;
+            /** @description The version a re-extraction is filling (searches still use `embedder`) */
+            pendingEmbedder: string | null;
+            /** @description The job filling `pendingEmbedder` */
+            reextractionJob: string | null;
+            /** @description The version searched before the last switch: the target of a rollback */
+            previousEmbedder: string | null;
             /** @description The embedder's vector size */
             dim: number;
             hnsw: {

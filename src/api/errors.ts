@@ -10,6 +10,7 @@ import { Conflict, InvalidCursor, NotFound } from '../db/errors.ts';
 import { isInferenceError } from '../inference/errors.ts';
 import { classifyError, IngestError } from '../ingest/errors.ts';
 import { QueueUnavailable } from '../jobs/bull.ts';
+import { VersionError } from '../reextract/versions.ts';
 import { SearchError } from '../search/limits.ts';
 import type { ApiEnv } from './types.ts';
 
@@ -25,6 +26,10 @@ export const apiErrorCodes = {
   method_not_allowed: 405,
   conflict: 409,
   reextraction_required: 409,
+  reextraction_running: 409,
+  version_active: 409,
+  version_incomplete: 409,
+  no_previous_version: 409,
   job_finished: 409,
   body_too_large: 413,
   unsupported_media_type: 415,
@@ -51,6 +56,10 @@ const titles: Record<ApiErrorCode, string> = {
   method_not_allowed: 'Method not allowed',
   conflict: 'The request conflicts with the current state',
   reextraction_required: 'The change needs the collection re-extracted',
+  reextraction_running: 'Another re-extraction of the collection is running',
+  version_active: 'The version is the one the collection is searched by',
+  version_incomplete: 'The version lacks embeddings of some images',
+  no_previous_version: 'The collection has no previous version',
   job_finished: 'The job has already finished',
   body_too_large: 'The request body is too large',
   unsupported_media_type: 'Unsupported media type',
@@ -179,6 +188,7 @@ export function toProblem(err: unknown): { code: string; status: number; detail:
   if (err instanceof Conflict) return { code: 'conflict', status: 409, detail: err.message };
   if (err instanceof InvalidCursor) return { code: 'invalid_cursor', status: 400, detail: err.message };
   if (err instanceof SearchError) return { code: err.code, status: err.status, detail: err.message };
+  if (err instanceof VersionError) return { code: err.code, status: 409, detail: err.message, extensions: err.details };
   if (err instanceof QueueUnavailable) {
     return { code: 'queue_unavailable', status: 503, detail: 'The job queue is unavailable; try again shortly.', headers: { 'retry-after': '5' } };
   }

@@ -52,6 +52,11 @@ export function fileSafe(name: string): string {
   return out;
 }
 
+/** Removes the files of one (collection, model) index (a deleted version). */
+export async function dropIndexFiles(dataDir: string, collectionId: string, modelId: string): Promise<void> {
+  await Promise.all(Object.values(indexPaths(dataDir, collectionId, modelId)).map((f) => rm(f, { force: true })));
+}
+
 /** Removes every index file of a collection (after the collection is deleted in Postgres). */
 export async function dropCollectionFiles(dataDir: string, collectionId: string): Promise<void> {
   const { hnsw } = indexPaths(dataDir, collectionId, 'x');

@@ -1,3 +1,4 @@
+import { dropIndexFiles } from './files.ts';
 import type { OpenIndexOptions } from './options.ts';
 import { VectorIndex } from './vector-index.ts';
 
@@ -24,6 +25,16 @@ export class IndexRegistry {
       this.open.set(key, index);
     }
     return index;
+  }
+
+  /** Forgets the index of a deleted version: closes it without saving and removes its files. */
+  async drop(collectionId: string, modelId: string): Promise<void> {
+    const key = `${collectionId}\u0000${modelId}`;
+    const index = this.open.get(key);
+    this.open.delete(key);
+    const ix = await index?.catch(() => undefined);
+    await ix?.close({ save: false });
+    await dropIndexFiles(this.opts.dataDir, collectionId, modelId);
   }
 
   async all(): Promise<VectorIndex[]> {

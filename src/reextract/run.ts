@@ -11,6 +11,8 @@ import { claimPending, imagesLackingVersion, releasePending, switchVersion, vers
 
 export type ReextractDeps = Pick<IngestProcessorDeps, 'db' | 'blobs' | 'features' | 'runtime' | 'writer'>;
 
+/** Tries of one re-extraction job (its queue's attempts). */
+export const REEXTRACT_ATTEMPTS = 5;
 /** Images per vision call and per write. */
 const BATCH = 32;
 /** Passes over the images an ingest may still leave without a shadow row before the switch gives up (the job is retried). */
@@ -76,7 +78,7 @@ export async function reextract(deps: ReextractDeps, p: { collectionId: string; 
     throw new Error(`the ${p.modelId} version of collection ${p.collectionId} was still incomplete after ${MAX_ROUNDS} passes`);
   } catch (err) {
     // Retries keep the shadow slot (ingest keeps writing both versions); a cancel or a final failure gives it up.
-    if (run.signal.aborted || err instanceof PermanentJobError) await releasePending(deps.db, { collectionId: p.collectionId, jobId: run.id });
+    if (err instanceof PermanentJobError || run.attempt >= REEXTRACT_ATTEMPTS) await releasePending(deps.db, { collectionId: p.collectionId, jobId: run.id });
     throw err;
   }
 }
@@ -94,10 +96,12 @@ async function writeShadow(db: Db, p: { collectionId: string; modelId: string; j
   });
 }
 
+/** A cancel (the job record says so) ends the job; a shutdown stops this try and the job resumes later. */
 async function stopIfCancelled(db: Db, run: JobRun): Promise<void> {
-  if (run.signal.aborted || (await getJob(db, run.id))?.state === 'cancelled') {
+  if ((await getJob(db, run.id))?.state === 'cancelled') {
     throw new PermanentJobError('cancelled: the active version is unchanged, the shadow rows are kept for a later re-extraction', 'cancelled');
   }
+  if (run.signal.aborted) throw new Error('stopped before the switch: the active version is unchanged; the job resumes where it stopped');
 }
 
 /** The collection's state refuses the change (gone, superseded, another job): retrying cannot help. */

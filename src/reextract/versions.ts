@@ -87,9 +87,7 @@ export async function claimPending(db: Db, p: { collectionId: string; modelId: s
   return db.transaction(async (tx) => {
     const c = await lockCollection(tx, p.collectionId);
     if (c.embedder === p.modelId) return undefined;
-    if (c.pendingJobId && c.pendingJobId !== p.jobId && (await jobAlive(tx, c.pendingJobId))) {
-      throw new VersionError('reextraction_running', `collection ${c.name} is being re-extracted to ${c.pendingEmbedder} by job ${c.pendingJobId}`, { jobId: c.pendingJobId });
-    }
+    if (c.pendingJobId !== p.jobId) await checkNoOtherReextraction(tx, c);
     const [row] = await tx.update(collections).set({ pendingEmbedder: p.modelId, pendingJobId: p.jobId }).where(eq(collections.id, p.collectionId)).returning();
     return row;
   });
@@ -166,4 +164,27 @@ export async function deleteVersion(db: Db, p: { collectionId: string; modelId: 
     }
     return { deleted: deleted.length };
   });
+}
+
+/** Makes the previous version active again (the one active now becomes the previous): one call, one transaction. */
+export async function rollbackVersion(db: Db, collectionId: string): Promise<Collection> {
+  const [c] = await db.select().from(collections).where(eq(collections.id, collectionId));
+  if (!c) throw new NotFound('collection', collectionId);
+  if (!c.previousEmbedder) throw new VersionError('no_previous_version', `collection ${c.name} has no previous version to roll back to`);
+  const result = await switchVersion(db, { collectionId, to: c.previousEmbedder, from: 'previous' });
+  if (!result.switched) {
+    throw new VersionError(
+      'version_incomplete',
+      `${c.previousEmbedder} lacks rows for ${result.counts.missing} of ${result.counts.images} images of collection ${c.name}: re-extract the collection to it instead`,
+      { ...result.counts },
+    );
+  }
+  return result.collection;
+}
+
+/** Refuses (reextraction_running) when a live job is re-extracting the collection to a model other than `modelId`. */
+export async function checkNoOtherReextraction(db: Db, c: Collection, modelId?: string): Promise<void> {
+  if (c.pendingEmbedder && c.pendingEmbedder !== modelId && (await jobAlive(db, c.pendingJobId))) {
+    throw new VersionError('reextraction_running', `collection ${c.name} is being re-extracted to ${c.pendingEmbedder} by job ${c.pendingJobId}`, { jobId: c.pendingJobId });
+  }
 }

@@ -60,6 +60,8 @@ export async function search(deps: SearchDeps, req: SearchRequest): Promise<Sear
     throw new SearchError('candidates_too_large', `rerank.candidates must be at most ${SEARCH_LIMITS.maxCandidates}, got ${candidates}`);
   }
 
+  // A re-extraction's shadow index: opened (and followed) before the switch, so the switch finds it warm.
+  if (collection.pendingEmbedder) deps.indexes.get(collection.id, collection.pendingEmbedder).catch(() => undefined);
   const embedder = await deps.runtime(collection.embedder);
   const { vector, exclude } = await queryVector(deps, embedder, req);
   const index = await deps.indexes.get(collection.id, collection.embedder);

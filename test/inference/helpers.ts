@@ -5,10 +5,10 @@ import { fileURLToPath } from 'node:url';
 
 export const TINY_BLIP = fileURLToPath(new URL('../fixtures/tiny-blip', import.meta.url));
 
-/** A private copy of the tiny bundle whose manifest a test may change. */
-export async function bundleCopy(edit?: (m: Record<string, any>) => void): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+/** A private copy of a bundle (the tiny one unless `from` names another) whose manifest a test may change. */
+export async function bundleCopy(edit?: (m: Record<string, any>) => void, from = TINY_BLIP): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'mira-bundle-'));
-  await cp(TINY_BLIP, dir, { recursive: true });
+  await cp(from, dir, { recursive: true });
   if (edit) {
     const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
     edit(m);

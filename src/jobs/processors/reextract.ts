@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { reextract, type ReextractDeps } from '../../reextract/run.ts';
+import { REEXTRACT_ATTEMPTS, reextract, type ReextractDeps } from '../../reextract/run.ts';
 import type { Processor } from '../types.ts';
 
 const payload = z.object({ collectionId: z.string().uuid(), modelId: z.string().min(1).max(200) });
@@ -12,6 +12,6 @@ export type ReextractPayload = z.infer<typeof payload>;
 export const reextractProcessor: Processor<ReextractDeps, ReextractPayload> = {
   kind: 'reextract',
   payload,
-  queue: { attempts: 5, backoffMs: 2000, concurrency: 1, keepCompleted: 100, keepFailed: 500 },
+  queue: { attempts: REEXTRACT_ATTEMPTS, backoffMs: 2000, concurrency: 1, keepCompleted: 100, keepFailed: 500 },
   process: (deps, p, run) => reextract(deps, p, run),
 };

@@ -1,6 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import type { Collection as Row } from '../../../db/queries/collections.ts';
 import { iso, Timestamp, Uuid } from '../../schemas.ts';
+import { Job } from '../jobs/schema.ts';
 
 const ModelRef = z.string().min(1).max(200).openapi({ description: 'A registered model id, `name@version`', example: 'mira-blip@1' });
 
@@ -32,6 +33,9 @@ export const Collection = z
     embedder: z.string(),
     reranker: z.string().nullable(),
     captioner: z.string().nullable(),
+    pendingEmbedder: z.string().nullable().openapi({ description: 'The version a re-extraction is filling (searches still use `embedder`)' }),
+    reextractionJob: z.string().nullable().openapi({ description: 'The job filling `pendingEmbedder`' }),
+    previousEmbedder: z.string().nullable().openapi({ description: 'The version searched before the last switch: the target of a rollback' }),
     dim: z.number().int().openapi({ description: "The embedder's vector size" }),
     hnsw: z.object({ m: z.number().int(), efConstruction: z.number().int(), efSearch: z.number().int() }),
     createdAt: Timestamp,
@@ -48,8 +52,23 @@ export function toCollection(c: Row): Collection {
     embedder: c.embedder,
     reranker: c.reranker,
     captioner: c.captioner,
+    pendingEmbedder: c.pendingEmbedder,
+    reextractionJob: c.pendingJobId,
+    previousEmbedder: c.previousEmbedder,
     dim: c.dim,
     hnsw: { m: c.hnswM, efConstruction: c.hnswEfConstruction, efSearch: c.hnswEfSearch },
     createdAt: iso(c.createdAt),
   };
 }
+
+export const ModelParam = z.strictObject({
+  id: Uuid.openapi({ param: { name: 'id', in: 'path' } }),
+  model: ModelRef.openapi({ param: { name: 'model', in: 'path' } }),
+});
+
+export const Reextract = z.strictObject({ model: ModelRef.openapi({ description: 'The embedder version to re-extract the collection with' }) }).openapi('Reextract');
+
+export const Reextraction = z
+  .object({ collection: Collection, job: Job })
+  .openapi('Reextraction', { description: 'The collection (its `pendingEmbedder` is being filled) and the job doing it' });
+export type Reextraction = z.infer<typeof Reextraction>;
