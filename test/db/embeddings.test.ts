@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-  changesSince,
   countLiveEmbeddings,
   imagesForLabels,
   insertEmbedding,
@@ -8,31 +7,35 @@ import {
   labelsForImages,
   lastChangeSeq,
   vectorsForLabels,
-  type Change,
 } from '../../src/db/queries/embeddings.ts';
+import { readChanges, type ChangePage } from '../../src/index/changes.ts';
 import { deleteImage, insertImage } from '../../src/db/queries/images.ts';
 import type { Db } from '../../src/db/client.ts';
 import { dbModes, newImage, ownCollection, useDatabase } from './modes.ts';
 
 const vec = (seed: number) => new Float32Array([seed, seed + 0.5, -seed, 1 / (seed + 1)]);
 
-/** What an index holds after applying the changes in order: label to image id. */
-function replay(changes: Change[], into = new Map<number, string>()): Map<number, string> {
-  for (const c of changes) {
-    if (c.kind === 'add') into.set(c.label, c.imageId);
-    else into.delete(c.label);
-  }
-  return into;
+/** What an index holds after applying a page (adds, then deletes): label to image id. */
+async function apply(db: Db, page: ChangePage, into: Map<number, string>): Promise<void> {
+  const owners = await imagesForLabels(db, page.adds.map((a) => a.label));
+  for (const a of page.adds) into.set(a.label, owners.get(a.label) ?? '(deleted since)');
+  for (const d of page.deletes) into.delete(d.label);
+}
+
+/** The highest number a page accounts for: its `complete` bound, or its last add or delete. */
+function lastOf(page: ChangePage, after: number): number {
+  if (Number.isFinite(page.complete)) return page.complete;
+  return Math.max(after, ...page.adds.map((a) => a.label), ...page.deletes.map((d) => d.deletedSeq));
 }
 
 async function follow(db: Db, scope: { collectionId: string; modelId: string }, after: number, limit: number) {
   const state = new Map<number, string>();
   let last = after;
   for (;;) {
-    const page = await changesSince(db, { ...scope, after: last, limit });
-    if (page.length === 0) return { state, last };
-    replay(page, state);
-    last = page[page.length - 1]!.seq;
+    const page = await readChanges(db, { ...scope, after: last, limit });
+    if (page.adds.length === 0 && page.deletes.length === 0) return { state, last };
+    await apply(db, page, state);
+    last = lastOf(page, last);
   }
 }
 
@@ -88,7 +91,7 @@ describe.each(dbModes)('embeddings, $mode', (m) => {
       }
     });
 
-    it('a soft delete numbers the embedding with deleted_seq, and changesSince replays add then delete', async () => {
+    it('a soft delete numbers the embedding with deleted_seq, and the change stream carries the delete', async () => {
       const { collection, model, cleanup } = await ownCollection(db());
       try {
         const scope = { collectionId: collection.id, modelId: model.id };
@@ -100,14 +103,13 @@ describe.each(dbModes)('embeddings, $mode', (m) => {
         const after = await lastChangeSeq(db(), scope);
         expect(after).toBeGreaterThan(label);
 
-        const all = await changesSince(db(), { ...scope, after: 0, limit: 10 });
-        expect(all.map((c) => [c.kind, c.label, c.seq])).toEqual([
-          ['add', label, label],
-          ['delete', label, after],
-        ]);
-        const fromAdd = await changesSince(db(), { ...scope, after: label, limit: 10 });
-        expect(fromAdd.map((c) => c.kind)).toEqual(['delete']);
-        expect(await changesSince(db(), { ...scope, after, limit: 10 })).toEqual([]);
+        const all = await readChanges(db(), { ...scope, after: 0, limit: 10 });
+        expect(all.adds).toEqual([]); // the row is no longer live
+        expect(all.deletes).toEqual([{ label, deletedSeq: after }]);
+        const fromAdd = await readChanges(db(), { ...scope, after: label, limit: 10 });
+        expect(fromAdd.deletes.map((d) => d.label)).toEqual([label]);
+        const none = await readChanges(db(), { ...scope, after, limit: 10 });
+        expect([none.adds, none.deletes]).toEqual([[], []]);
         expect(await imagesForLabels(db(), [label])).toEqual(new Map());
         expect(await countLiveEmbeddings(db(), scope)).toBe(0);
       } finally {
@@ -125,10 +127,12 @@ describe.each(dbModes)('embeddings, $mode', (m) => {
         for (const img of imgs.slice(0, 12).filter((_, i) => i % 3 === 0)) await deleteImage(db(), img.id);
         await insertEmbeddings(db(), { ...scope, items: imgs.slice(6).map((img, i) => ({ imageId: img.id, vector: vec(i) })) });
 
-        const one = await changesSince(db(), { ...scope, after: 0, limit: 1000 });
-        const seqs = one.map((c) => c.seq);
-        expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
-        expect(new Set(seqs).size).toBe(seqs.length);
+        const one = await readChanges(db(), { ...scope, after: 0, limit: 1000 });
+        for (const seqs of [one.adds.map((a) => a.label), one.deletes.map((d) => d.deletedSeq)]) {
+          expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+          expect(new Set(seqs).size).toBe(seqs.length);
+        }
+        expect(one.adds).toHaveLength(8); // 12 embedded, 4 deleted
 
         const { state, last } = await follow(db(), scope, 0, 2);
         expect(last).toBe(await lastChangeSeq(db(), scope));
@@ -156,16 +160,16 @@ describe.each(dbModes)('embeddings, $mode', (m) => {
         const follower = (async () => {
           for (;;) {
             const finished = done;
-            const page = await changesSince(db(), { ...scope, after: last, limit: 3 });
-            replay(page, state);
-            if (page.length) last = page[page.length - 1]!.seq;
+            const page = await readChanges(db(), { ...scope, after: last, limit: 3 });
+            await apply(db(), page, state);
+            if (page.adds.length || page.deletes.length) last = lastOf(page, last);
             else if (finished) return;
           }
         })();
         await Promise.all(writers);
         done = true;
         await follower;
-        const live = await imagesForLabels(db(), [...(await changesSince(db(), { ...scope, after: 0, limit: 1000 }))].map((c) => c.label));
+        const live = await imagesForLabels(db(), (await readChanges(db(), { ...scope, after: 0, limit: 1000 })).adds.map((a) => a.label));
         expect(state).toEqual(live);
         expect(state.size).toBe(await countLiveEmbeddings(db(), scope));
       } finally {

@@ -9,7 +9,8 @@ const CHANGE_LOCK = 73_114;
 /**
  * Every writer that takes a number from index_change_seq for a collection holds this lock until
  * it commits. Numbers are then committed in the order they are taken, so a reader that has seen
- * number n will never later find a smaller one appear: replaying `changesSince` loses nothing.
+ * number n will never later find a smaller one appear: replaying the change stream (src/index/changes.ts
+ * readChanges) loses nothing.
  */
 export async function lockChanges(tx: Db, collectionId: string): Promise<void> {
   await tx.execute(sql`select pg_advisory_xact_lock(${CHANGE_LOCK}, hashtext(${collectionId}))::text`);
@@ -114,52 +115,6 @@ export async function countLiveEmbeddings(db: Db, p: { collectionId: string; mod
     .from(embeddings)
     .where(and(eq(embeddings.collectionId, p.collectionId), eq(embeddings.modelId, p.modelId), isNull(embeddings.deletedSeq)));
   return row?.n ?? 0;
-}
-
-export type Change =
-  | { kind: 'add'; seq: number; label: number; imageId: string; vector: Float32Array }
-  | { kind: 'delete'; seq: number; label: number; imageId: string };
-
-/**
- * The changes to an index after `after`, in sequence order, at most `limit`: an add for every row
- * with label > after (even if deleted since; its delete follows later in the stream) and a delete
- * for every row with deleted_seq > after. Apply them in order and record the last `seq`.
- */
-export async function changesSince(db: Db, p: { collectionId: string; modelId: string; after: number; limit: number }): Promise<Change[]> {
-  const scope = and(eq(embeddings.collectionId, p.collectionId), eq(embeddings.modelId, p.modelId));
-  // One snapshot for both streams: read apart, a delete numbered after an unread add could pass it.
-  const [adds, deletes] = await db.transaction(
-    async (tx) => [
-      await tx
-        .select({ label: embeddings.label, imageId: embeddings.imageId, vector: embeddings.vector })
-        .from(embeddings)
-        .where(and(scope, gt(embeddings.label, p.after)))
-        .orderBy(asc(embeddings.label))
-        .limit(p.limit),
-      await tx
-        .select({ seq: sql<number>`${embeddings.deletedSeq}`.mapWith(Number), label: embeddings.label, imageId: embeddings.imageId })
-        .from(embeddings)
-        .where(and(scope, gt(embeddings.deletedSeq, p.after)))
-        .orderBy(asc(embeddings.deletedSeq))
-        .limit(p.limit),
-    ] as const,
-    { isolationLevel: 'repeatable read', accessMode: 'read only' },
-  );
-  const out: Change[] = [];
-  let a = 0;
-  let d = 0;
-  while (out.length < p.limit && (a < adds.length || d < deletes.length)) {
-    const add = adds[a];
-    const del = deletes[d];
-    if (add && (!del || add.label < del.seq)) {
-      out.push({ kind: 'add', seq: add.label, ...add });
-      a++;
-    } else if (del) {
-      out.push({ kind: 'delete', ...del });
-      d++;
-    }
-  }
-  return out;
 }
 
 /** The highest change number applied to (collection, model) so far; 0 when none. */
