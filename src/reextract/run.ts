@@ -14,7 +14,7 @@ export type ReextractDeps = Pick<IngestProcessorDeps, 'db' | 'blobs' | 'features
 /** Tries of one re-extraction job (its queue's attempts). */
 export const REEXTRACT_ATTEMPTS = 5;
 /** Images per vision call and per write. */
-const BATCH = 32;
+const BATCH = 16;
 /** Passes over the images an ingest may still leave without a shadow row before the switch gives up (the job is retried). */
 const MAX_ROUNDS = 5;
 
