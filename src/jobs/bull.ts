@@ -1,5 +1,6 @@
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
+import { withFields } from '../log.ts';
 import { execute } from './execute.ts';
 import type { EnqueueManyOptions, EnqueueOptions, JobKind, JobQueue, JobRun, Processor, QueuedJobState } from './types.ts';
 
@@ -151,11 +152,15 @@ export function startBullWorkers<C>(ctx: C, table: Map<JobKind, Processor<C, any
           attempt: job.attemptsMade + 1,
           signal: signal ?? new AbortController().signal,
           progress: async (p) => job.updateProgress(p),
-          log: opts.log,
+          log: withFields(opts.log, { jobId: job.id, kind, attempt: job.attemptsMade + 1 }),
         };
         const outcome = await execute(proc, ctx, job.data, run);
         if (outcome.status === 'completed') return outcome.result;
-        if (outcome.status === 'failed') throw new UnrecoverableError(`${outcome.code}: ${outcome.error.message}`);
+        if (outcome.status === 'failed') {
+          run.log.warn({ code: outcome.code, err: outcome.error.message }, 'job failed');
+          throw new UnrecoverableError(`${outcome.code}: ${outcome.error.message}`);
+        }
+        run.log.warn({ err: outcome.error.message }, 'job failed, will retry');
         throw outcome.error;
       },
       {

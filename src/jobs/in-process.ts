@@ -1,3 +1,4 @@
+import { withFields } from '../log.ts';
 import { backoffDelay, execute } from './execute.ts';
 import type { EnqueueOptions, JobKind, JobQueue, JobRun, Processor, QueuedJobState } from './types.ts';
 
@@ -101,7 +102,8 @@ export class InProcessJobQueue<C> implements JobQueue {
   }
 
   private async runTask(proc: Processor<C, any>, task: Task): Promise<void> {
-    const run: JobRun = { id: task.jobId, attempt: task.attempt, signal: task.abort.signal, progress: async () => {}, log: this.log };
+    const log = withFields(this.log, { jobId: task.jobId, kind: task.kind, attempt: task.attempt });
+    const run: JobRun = { id: task.jobId, attempt: task.attempt, signal: task.abort.signal, progress: async () => {}, log };
     const outcome = await execute(proc, this.ctx(), task.payload, run);
     if (outcome.status === 'retry' && !this.closed) {
       const timer = setTimeout(() => {
@@ -112,9 +114,9 @@ export class InProcessJobQueue<C> implements JobQueue {
         this.pump(task.kind);
       }, backoffDelay(proc, task.attempt));
       this.timers.add(timer);
-      this.log.warn({ jobId: task.jobId, attempt: task.attempt, err: outcome.error.message }, 'job failed, will retry');
+      log.warn({ err: outcome.error.message }, 'job failed, will retry');
     } else if (outcome.status === 'failed') {
-      this.log.warn({ jobId: task.jobId, code: outcome.code, err: outcome.error.message }, 'job failed');
+      log.warn({ code: outcome.code, err: outcome.error.message }, 'job failed');
     }
   }
 

@@ -4,6 +4,7 @@ import { MiraApiError, MiraClient } from '../../sdk/src/index.ts';
 import { createKey, type Scope } from '../../src/api/keys.ts';
 import type { ApiContext } from '../../src/app.ts';
 import type { Db } from '../../src/db/client.ts';
+import type { Logger } from '../../src/log.ts';
 import { registerModel } from '../../src/db/queries/models.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import { modes, testContext, type TestContext } from '../support/context.ts';
@@ -25,14 +26,18 @@ export const unique = (prefix: string): string => `${prefix}-${randomBytes(5).to
 
 /**
  * Starts a real server on 127.0.0.1, port 0, over a real context (the tiny BLIP bundle, a private
- * data folder, queue prefix and, in service mode, a worker) for one test file.
+ * data folder, queue prefix and, in service mode, a worker) for one test file. `env` may be a
+ * function, for settings made in beforeAll (a private database); `opts.log` captures the logs.
  */
-export function useServer(env: Record<string, string> = {}): (() => LiveServer) & { mode: typeof mode } {
+export function useServer(
+  env: Record<string, string> | (() => Promise<Record<string, string>>) = {},
+  opts: { log?: Logger } = {},
+): (() => LiveServer) & { mode: typeof mode } {
   let live: LiveServer | undefined;
   let server: RunningServer | undefined;
   let test: TestContext | undefined;
   beforeAll(async () => {
-    test = await testContext(mode, env);
+    test = await testContext(mode, typeof env === 'function' ? await env() : env, opts);
     const ctx: ApiContext = test.ctx;
     server = await startServer(ctx, { host: '127.0.0.1', port: 0 });
     await ctx.warm(); // as `mira serve` does once it listens

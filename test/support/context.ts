@@ -7,7 +7,7 @@ import { createContext, processorDeps, type AppContext } from '../../src/context
 import { startBullWorkers, type WorkerHandle } from '../../src/jobs/bull.ts';
 import { IMPLEMENTED_KINDS, processors } from '../../src/jobs/processors/index.ts';
 import { processorTable } from '../../src/jobs/registry.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger, type Logger } from '../../src/log.ts';
 import { TINY_BLIP } from '../inference/helpers.ts';
 
 export type Mode = 'embedded' | 'service';
@@ -25,7 +25,7 @@ export interface TestContext {
  * A real context on a private data folder: embedded (PGlite, in-process jobs) or service
  * (Postgres, BullMQ on Redis with a private prefix, and a worker in this process).
  */
-export async function testContext(mode: Mode, overrides: Record<string, string> = {}): Promise<TestContext> {
+export async function testContext(mode: Mode, overrides: Record<string, string> = {}, opts: { log?: Logger } = {}): Promise<TestContext> {
   const dataDir = await mkdtemp(join(tmpdir(), `mira-${mode}-`));
   const base: Record<string, string | undefined> = {
     MIRA_DATA_DIR: dataDir,
@@ -37,7 +37,7 @@ export async function testContext(mode: Mode, overrides: Record<string, string> 
     ...overrides,
   };
   const env = loadEnv(Object.fromEntries(Object.entries(base).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv);
-  const log = createLogger('test', 'warn');
+  const log = opts.log ?? createLogger('test', 'warn');
   const ctx = await createContext({ role: 'api', env, log });
   let workers: WorkerHandle | undefined;
   if (mode === 'service') {
