@@ -386,6 +386,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/finetune": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fine-tune a collection's BLIP embedder on image–caption pairs
+         * @description Queues a job that runs the Python trainer (MIRA_PYTHON, on the GPU when torch sees one) on the pairs, holding out `holdout` of the images. The new version is registered only if held-out text→image R@1 with ITC (how the index ranks) improves; the job result carries both figures before and after, with and without ITM re-ranking. With `reextract` the collection is re-extracted with the new version, otherwise it keeps its embedder. A failure (no usable Python, the trainer failing or running past timeoutSeconds, a bad bundle) leaves every model and collection unchanged and records why in the job. Follow it with GET /v1/jobs/{id}.
+         */
+        post: operations["finetune"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -839,6 +859,56 @@ export interface components {
             total: number;
         } & {
             [key: string]: number;
+        };
+        /** @description source.kind "captions" (the default) trains on the collection's ready images with their captions: a caption set by a person as metadata.caption (PATCH /v1/images/{id}) wins over the model's, and include "edited" keeps only those. source.kind "pairs" carries uploaded pairs (a JSONL file read into this array, as `mira finetune --pairs FILE` does), each naming an image already in the collection by id or by the sha256 of its bytes; the body is capped by MIRA_MAX_JSON_BYTES. */
+        FinetuneRequest: {
+            /** @default 200 */
+            steps?: number;
+            /** @default 0.1 */
+            holdout?: number;
+            /** @default 32 */
+            batch?: number;
+            /** @default 0.00005 */
+            lr?: number;
+            /** @default 0 */
+            seed?: number;
+            /**
+             * @default auto
+             * @enum {string}
+             */
+            device?: "auto" | "cpu" | "cuda";
+            /** @default false */
+            reextract?: boolean;
+            /** @default 3600 */
+            timeoutSeconds?: number;
+            /**
+             * @default {
+             *       "kind": "captions",
+             *       "include": "all"
+             *     }
+             */
+            source?: {
+                /** @enum {string} */
+                kind: "captions";
+                /**
+                 * @default all
+                 * @enum {string}
+                 */
+                include?: "all" | "edited";
+            } | {
+                /** @enum {string} */
+                kind: "pairs";
+                pairs: {
+                    image: string;
+                    caption: string;
+                }[];
+            };
+            /**
+             * Format: uuid
+             * @description The collection whose embedder is fine-tuned
+             * @example 0b6f3c1e-6d8f-4a57-9d38-2f1b7d1d6a10
+             */
+            collection: string;
         };
         CreatedKey: {
             /**
@@ -3194,6 +3264,124 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (queue, workers) is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    finetune: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FinetuneRequest"];
+            };
+        };
+        responses: {
+            /** @description Queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description The request is malformed or does not match the schema */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or the server refuses the source */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this key) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body or image is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body or image is of an unsupported type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but unusable */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,11 +1,9 @@
 #!/usr/bin/env node
-/**
- * The `mira` command. Exit codes: 0 success, 1 failure, 2 bad usage or bad input (one line naming
- * the flag, file or field).
- */
-import { UsageError, type Command } from './command.ts';
+/** The `mira` command: one entry, a subcommand per file in commands/. Exit codes: EXIT_CODES_HELP. */
+import { EXIT_CODES_HELP, UsageError, type Command } from './command.ts';
 import { caption } from './commands/caption.ts';
 import { demo } from './commands/demo.ts';
+import { finetune } from './commands/finetune.ts';
 import { ingest } from './commands/ingest.ts';
 import { keys } from './commands/keys.ts';
 import { migrate } from './commands/migrate.ts';
@@ -14,7 +12,7 @@ import { search } from './commands/search.ts';
 import { serve } from './commands/serve.ts';
 import { worker } from './commands/worker.ts';
 
-const commands: Record<string, Command> = { serve, worker, demo, ingest, search, caption, models, keys, migrate };
+const commands: Record<string, Command> = { serve, worker, demo, ingest, search, caption, models, keys, migrate, finetune };
 
 function help(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
@@ -25,21 +23,27 @@ function help(): string {
     ...lines,
     '',
     'examples:',
-    '  mira demo                          embed sample scenes, search them by text, caption them',
+    '  mira demo                          sample scenes ingested into collection demo, then the API and web UI',
     '  mira ingest ./photos --collection holidays',
     '  mira search "a dog on a beach" --collection holidays --k 5',
     '  mira caption photo.jpg --method beam',
+    '  mira finetune --collection holidays --wait   fine-tune its model on its captions',
     '  mira models import ./clip-onnx --out models/clip-b32',
-  '  mira models activate mira-blip-scenes@2   re-extract the collections on other versions, then switch',
+    '  mira models activate mira-blip-scenes@2   re-extract the collections on other versions, then switch',
     '',
-    "Run 'mira <command> --help' for a command's options. Exit codes: 0 ok, 1 failure, 2 bad usage or input.",
+    "Run 'mira <command> --help' for a command's options and examples. Commands that print results take",
+    '--json: one JSON document on stdout; progress bars and messages go to stderr.',
+    '',
+    EXIT_CODES_HELP,
   ].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    console.log(help());
+    // Asked for: stdout, exit 0. No command at all is a usage error: stderr, exit 2.
+    if (name) console.log(help());
+    else console.error(help());
     return name ? 0 : 2;
   }
   const command = commands[name];
@@ -48,7 +52,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(command.help);
+    console.log(`${command.help}\n\n${EXIT_CODES_HELP}`);
     return 0;
   }
   try {

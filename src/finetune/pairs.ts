@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Db } from '../db/client.ts';
-import { imagesByIds, listImages, type Image } from '../db/queries/images.ts';
+import { getImageBySha256, imagesByIds, listImages, type Image } from '../db/queries/images.ts';
 import type { BlobStore } from '../storage/blob.ts';
 
 /** Where a fine-tuning job's image–caption pairs come from. */
@@ -76,4 +76,35 @@ export async function writePairsFile(blobs: BlobStore, pairs: Pair[], dir: strin
   const file = join(dir, 'pairs.jsonl');
   await writeFile(file, pairs.map((p) => JSON.stringify({ image: paths.get(p.sha256), caption: p.caption })).join('\n') + '\n');
   return file;
+}
+
+/** A pair that names no image of the collection: `index` is its place in the request. */
+export class UnknownPairImage extends Error {
+  constructor(
+    readonly index: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const SHA256 = /^[0-9a-f]{64}$/;
+
+/**
+ * Resolves pairs that name their image by id or by the sha256 of its bytes to image ids of the
+ * collection; the first that names none throws UnknownPairImage.
+ */
+export async function resolvePairImages(db: Db, collectionId: string, refs: { image: string; caption: string }[]): Promise<{ imageId: string; caption: string }[]> {
+  const ids = [...new Set(refs.map((r) => r.image).filter((r) => !SHA256.test(r)))];
+  const byId = new Map<string, string>();
+  for (let i = 0; i < ids.length; i += 1000) for (const id of (await imagesByIds(db, collectionId, ids.slice(i, i + 1000))).keys()) byId.set(id, id);
+  for (const sha of new Set(refs.map((r) => r.image).filter((r) => SHA256.test(r)))) {
+    const img = await getImageBySha256(db, collectionId, sha);
+    if (img) byId.set(sha, img.id);
+  }
+  return refs.map((r, index) => {
+    const imageId = byId.get(r.image);
+    if (!imageId) throw new UnknownPairImage(index, `no image ${r.image} in the collection (give an image id or the sha256 of an image already ingested)`);
+    return { imageId, caption: r.caption };
+  });
 }

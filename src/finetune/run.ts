@@ -11,6 +11,7 @@ import type { Manifest } from '../inference/manifest.ts';
 import { PermanentJobError, type JobRun } from '../jobs/types.ts';
 import { registerBundle } from '../models/registry.ts';
 import type { BlobStore } from '../storage/blob.ts';
+import { MIN_IMAGES, notFinetunable } from './base.ts';
 import { collectPairs, writePairsFile } from './pairs.ts';
 import type { FinetunePayload } from './payload.ts';
 import { probePython, runTrainer, type TrainerEvent, type TrainerRun } from './trainer.ts';
@@ -25,8 +26,6 @@ export interface FinetuneDeps {
   startReextraction?(collectionId: string, modelId: string): Promise<string>;
 }
 
-/** Fewer distinct images than this cannot be split into training and a held-out score. */
-export const MIN_IMAGES = 10;
 /**
  * The figure that decides registration: held-out text→image R@1 of ITC alone, since the index
  * ranks by ITC (re-ranking only reorders its top candidates). The re-rank figure is reported too.
@@ -86,10 +85,8 @@ export async function finetune(deps: FinetuneDeps, p: FinetunePayload, run: JobR
   const collection = await getCollection(deps.db, { id: p.collectionId });
   if (!collection) throw new PermanentJobError(`no collection ${p.collectionId}`, 'not_found');
   const base = (await getModel(deps.db, collection.embedder))!;
-  const weights = (base.manifest as Manifest).weights;
-  if (base.family !== 'blip' || !weights?.retrieval || !weights.captioning) {
-    throw new PermanentJobError(`collection ${collection.name} is searched by ${base.id}, which is not a BLIP bundle with weights/*.safetensors to fine-tune`, 'not_finetunable');
-  }
+  const unsuitable = notFinetunable(base);
+  if (unsuitable) throw new PermanentJobError(`collection ${collection.name} is searched by ${unsuitable}`, 'model_unsuitable');
   const target = join(deps.dataDir, 'models', safeName(run.id));
   // A try that registered its version and then lost its worker: the work is done.
   const done = (await listModels(deps.db)).find((m) => m.path === target);

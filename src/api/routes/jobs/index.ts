@@ -1,5 +1,6 @@
 import type { App } from '../../types.ts';
 import { registerCancelJob } from './cancel.ts';
+import { registerFinetune } from './finetune.ts';
 import { registerGetJob } from './get.ts';
 import { registerListJobs } from './list.ts';
 
@@ -7,4 +8,5 @@ export function registerJobs(app: App) {
   registerListJobs(app);
   registerGetJob(app);
   registerCancelJob(app);
+  registerFinetune(app);
 }
