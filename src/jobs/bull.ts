@@ -1,7 +1,7 @@
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { withFields } from '../log.ts';
-import { execute } from './execute.ts';
+import { dbOf, runRecorded } from './records.ts';
 import type { EnqueueManyOptions, EnqueueOptions, JobKind, JobQueue, JobRun, Processor, QueuedJobState } from './types.ts';
 
 export interface BullOptions {
@@ -141,6 +141,10 @@ export interface WorkerHandle {
 export function startBullWorkers<C>(ctx: C, table: Map<JobKind, Processor<C, any>>, opts: BullOptions & { log: JobRun['log'] }): WorkerHandle {
   const workers: Worker[] = [];
   const connections: Redis[] = [];
+  let stopping = false;
+  // A context with the database (ProcessorDeps) gets its job records kept (jobs/records.ts).
+  const db = dbOf(ctx);
+  const records = db ? { db, stopping: () => stopping } : undefined;
   for (const [kind, proc] of table) {
     const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
     connections.push(connection);
@@ -154,7 +158,7 @@ export function startBullWorkers<C>(ctx: C, table: Map<JobKind, Processor<C, any
           progress: async (p) => job.updateProgress(p),
           log: withFields(opts.log, { jobId: job.id, kind, attempt: job.attemptsMade + 1 }),
         };
-        const outcome = await execute(proc, ctx, job.data, run);
+        const outcome = await runRecorded(proc, ctx, job.data, run, records);
         if (outcome.status === 'completed') return outcome.result;
         if (outcome.status === 'failed') {
           run.log.warn({ code: outcome.code, err: outcome.error.message }, 'job failed');
@@ -178,6 +182,7 @@ export function startBullWorkers<C>(ctx: C, table: Map<JobKind, Processor<C, any
   }
   return {
     async close(deadlineMs = 30_000) {
+      stopping = true;
       const graceful = Promise.all(workers.map((w) => w.close()));
       const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), deadlineMs).unref());
       if ((await Promise.race([graceful, timeout])) === 'timeout') {

@@ -1,5 +1,6 @@
 import { withFields } from '../log.ts';
-import { backoffDelay, execute } from './execute.ts';
+import { backoffDelay } from './execute.ts';
+import { dbOf, runRecorded } from './records.ts';
 import type { EnqueueOptions, JobKind, JobQueue, JobRun, Processor, QueuedJobState } from './types.ts';
 
 interface Task {
@@ -104,7 +105,9 @@ export class InProcessJobQueue<C> implements JobQueue {
   private async runTask(proc: Processor<C, any>, task: Task): Promise<void> {
     const log = withFields(this.log, { jobId: task.jobId, kind: task.kind, attempt: task.attempt });
     const run: JobRun = { id: task.jobId, attempt: task.attempt, signal: task.abort.signal, progress: async () => {}, log };
-    const outcome = await execute(proc, this.ctx(), task.payload, run);
+    const ctx = this.ctx();
+    const db = dbOf(ctx);
+    const outcome = await runRecorded(proc, ctx, task.payload, run, db ? { db, stopping: () => this.closed } : undefined);
     if (outcome.status === 'retry' && !this.closed) {
       const timer = setTimeout(() => {
         this.timers.delete(timer);
