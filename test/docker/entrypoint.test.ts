@@ -28,7 +28,13 @@ async function closedPort(): Promise<number> {
 
 const lines = (s: string) => s.split('\n').filter((l) => l.trim() !== '');
 
-describe('docker/entrypoint.sh: bad input', () => {
+describe('docker/entrypoint.sh without services', () => {
+  it('demo runs `mira demo` with the arguments that follow the role', async () => {
+    const r = await runMira(['--help'], {}, 60_000, [ENTRYPOINT, 'demo']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^usage: mira demo/);
+  });
+
   it('refuses an unknown role with exit 2 and one line naming the roles', async () => {
     const r = await runMira(['nonsense'], {}, 30_000, [ENTRYPOINT]);
     expect(r.code, r.stderr).toBe(2);
