@@ -141,6 +141,26 @@ export class MiraClient {
     }
   }
 
+  /** Makes the model active; collections searched by another version of it get re-extraction jobs (listed). */
+  activateModel(id: string): Promise<Schemas['ActivatedModel']> {
+    return MiraClient.data(this.api.POST('/v1/models/{id}/activate', { params: { path: { id } } }));
+  }
+
+  /** Starts re-extracting the collection with `model` (or finds the job doing it); searches use the old version until the switch. */
+  reextractCollection(id: string, model: string): Promise<Schemas['Reextraction']> {
+    return MiraClient.data(this.api.POST('/v1/collections/{id}/reextract', { params: { path: { id } }, body: { model } }));
+  }
+
+  /** Searches the collection by its previous embedder version again. */
+  rollbackCollection(id: string): Promise<Schemas['Collection']> {
+    return MiraClient.data(this.api.POST('/v1/collections/{id}/rollback', { params: { path: { id } } }));
+  }
+
+  /** Deletes one (not the active) embedder version of the collection: its rows and index files. */
+  deleteCollectionVersion(id: string, model: string): Promise<Schemas['DeletedVersion']> {
+    return MiraClient.data(this.api.DELETE('/v1/collections/{id}/versions/{model}', { params: { path: { id, model } } }));
+  }
+
   getJob(id: string): Promise<Job> {
     return MiraClient.data(this.api.GET('/v1/jobs/{id}', { params: { path: { id } } }));
   }

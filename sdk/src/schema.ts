@@ -77,6 +77,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/collections/{id}/reextract": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-extract a collection with another embedder version
+         * @description Starts a job that embeds every image with `model` into a shadow version (new rows and a new index) while searches keep using the active version, checks that the shadow holds a row for every ready image, and switches the collection in one transaction. Images ingested meanwhile are written to both versions. The old version stays as `previousEmbedder` (roll back with POST /v1/collections/{id}/rollback, delete with DELETE /v1/collections/{id}/versions/{model}). A cancel or crash leaves the active version unchanged; a later re-extraction embeds only the images the shadow lacks. 202 when a job was started, 200 when one was already re-extracting the collection to this model.
+         */
+        post: operations["reextractCollection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/collections/{id}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search a collection by its previous embedder version again
+         * @description Swaps `embedder` and `previousEmbedder` in one transaction, after checking that the previous version holds a row for every ready image (ingest keeps it complete until it is deleted). 409 no_previous_version when there is none, 409 version_incomplete when it lacks rows.
+         */
+        post: operations["rollbackCollection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/collections/{id}/versions/{model}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete one embedder version of a collection
+         * @description Deletes the version's embedding rows through the change stream (replicas drop them too) and its index files; it is no longer the rollback target. The active version is refused (409 version_active), and so is a shadow a running re-extraction is filling (409 reextraction_running: cancel the job first).
+         */
+        delete: operations["deleteCollectionVersion"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/collections/{id}/images": {
         parameters: {
             query?: never;
@@ -320,7 +380,7 @@ export interface paths {
         put?: never;
         /**
          * Make a model the active one
-         * @description New collections use the active model by default. Activating a new version of a model that non-empty collections are searched by needs their images re-extracted; until re-extraction jobs exist this answers 409 reextraction_required.
+         * @description New collections use the active model by default. Every collection searched by another version of this model (same name) is re-extracted with it: the answer lists one job per collection (see POST /v1/collections/{id}/reextract; searches keep using the old version until the job switches the collection). A collection already being re-extracted to yet another version refuses the activation with 409 reextraction_running, before anything changes.
          */
         post: operations["activateModel"];
         delete?: never;
@@ -550,6 +610,70 @@ export interface components {
         };
         CollectionList: {
             items: components["schemas"]["Collection"][];
+        };
+        /** @description The collection (its `pendingEmbedder` is being filled) and the job doing it */
+        Reextraction: {
+            collection: components["schemas"]["Collection"];
+            job: components["schemas"]["Job"];
+        };
+        Job: {
+            id: string;
+            /** @enum {string} */
+            kind: "ingest" | "extract" | "reextract" | "finetune";
+            /** @enum {string} */
+            state: "queued" | "running" | "completed" | "failed" | "cancelled" | "lost";
+            /**
+             * Format: uuid
+             * @example 0b6f3c1e-6d8f-4a57-9d38-2f1b7d1d6a10
+             */
+            collectionId: string | null;
+            progress: components["schemas"]["JobProgress"];
+            counts: {
+                [key: string]: number;
+            };
+            error: string | null;
+            attempts: number;
+            result?: unknown;
+            /**
+             * Format: date-time
+             * @example 2026-01-31T12:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @example 2026-01-31T12:00:00.000Z
+             */
+            startedAt: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-01-31T12:00:00.000Z
+             */
+            finishedAt: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-01-31T12:00:00.000Z
+             */
+            updatedAt: string;
+        };
+        /** @description done of total, plus figures particular to the job kind */
+        JobProgress: {
+            done: number;
+            total: number;
+        } & {
+            [key: string]: number;
+        };
+        Reextract: {
+            /**
+             * @description The embedder version to re-extract the collection with
+             * @example mira-blip@1
+             */
+            model: string;
+        };
+        DeletedVersion: {
+            collection: components["schemas"]["Collection"];
+            model: string;
+            /** @description Embedding rows deleted */
+            deleted: number;
         };
         IngestResult: {
             image: components["schemas"]["Image"];
@@ -810,55 +934,14 @@ export interface components {
              */
             path: string;
         };
+        ActivatedModel: {
+            model: components["schemas"]["Model"];
+            /** @description One re-extraction job per collection searched by another version of this model (empty when none is) */
+            reextractions: components["schemas"]["Reextraction"][];
+        };
         JobPage: {
             items: components["schemas"]["Job"][];
             nextCursor: string | null;
-        };
-        Job: {
-            id: string;
-            /** @enum {string} */
-            kind: "ingest" | "extract" | "reextract" | "finetune";
-            /** @enum {string} */
-            state: "queued" | "running" | "completed" | "failed" | "cancelled" | "lost";
-            /**
-             * Format: uuid
-             * @example 0b6f3c1e-6d8f-4a57-9d38-2f1b7d1d6a10
-             */
-            collectionId: string | null;
-            progress: components["schemas"]["JobProgress"];
-            counts: {
-                [key: string]: number;
-            };
-            error: string | null;
-            attempts: number;
-            result?: unknown;
-            /**
-             * Format: date-time
-             * @example 2026-01-31T12:00:00.000Z
-             */
-            createdAt: string;
-            /**
-             * Format: date-time
-             * @example 2026-01-31T12:00:00.000Z
-             */
-            startedAt: string | null;
-            /**
-             * Format: date-time
-             * @example 2026-01-31T12:00:00.000Z
-             */
-            finishedAt: string | null;
-            /**
-             * Format: date-time
-             * @example 2026-01-31T12:00:00.000Z
-             */
-            updatedAt: string;
-        };
-        /** @description done of total, plus figures particular to the job kind */
-        JobProgress: {
-            done: number;
-            total: number;
-        } & {
-            [key: string]: number;
         };
         /** @description source.kind "captions" (the default) trains on the collection's ready images with their captions: a caption set by a person as metadata.caption (PATCH /v1/images/{id}) wins over the model's, and include "edited" keeps only those. source.kind "pairs" carries uploaded pairs (a JSONL file read into this array, as `mira finetune --pairs FILE` does), each naming an image already in the collection by id or by the sha256 of its bytes; the body is capped by MIRA_MAX_JSON_BYTES. */
         FinetuneRequest: {
@@ -1303,6 +1386,311 @@ export interface operations {
             };
             /** @description Not found (or not visible to this key) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reextractCollection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Reextract"];
+            };
+        };
+        responses: {
+            /** @description Already running */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Reextraction"];
+                };
+            };
+            /** @description Started */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Reextraction"];
+                };
+            };
+            /** @description The request is malformed or does not match the schema */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or the server refuses the source */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this key) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body or image is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body or image is of an unsupported type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (queue, workers) is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rollbackCollection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The collection, searched by its previous version */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Collection"];
+                };
+            };
+            /** @description The request is malformed or does not match the schema */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or the server refuses the source */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this key) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteCollectionVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description A registered model id, `name@version` */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedVersion"];
+                };
+            };
+            /** @description The request is malformed or does not match the schema */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or the server refuses the source */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this key) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2968,13 +3356,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The model, now active */
+            /** @description The model, now active, and the re-extraction jobs it started or found running */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Model"];
+                    "application/json": components["schemas"]["ActivatedModel"];
                 };
             };
             /** @description The request is malformed or does not match the schema */
@@ -3036,6 +3424,17 @@ export interface operations {
             /** @description Internal error */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (queue, workers) is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { MiraClient } from '../../sdk/src/index.ts';
 import { images } from '../../src/db/schema/index.ts';
 import { createJob, updateJob } from '../../src/db/queries/jobs.ts';
+import { getActiveModel, setActiveModel } from '../../src/db/queries/models.ts';
 import { ownModel, problemOf, unique, useServer } from './server.ts';
 
 const server = useServer();
@@ -60,17 +61,23 @@ describe('models', () => {
     expect(err, JSON.stringify(err.problem)).toMatchObject({ status: 422, code: 'bundle_invalid' });
   });
 
-  it('activating a new version of the embedder of a non-empty collection is 409 reextraction_required', async () => {
+  it('activating a new version of the embedder of a collection lists the re-extraction job it starts', async () => {
     const { admin, db } = server();
     const name = unique('family');
     const v1 = await ownModel(db, { name, version: '1' });
     const v2 = await ownModel(db, { name, version: '2' });
     const col = await data(admin.api.POST('/v1/collections', { body: { name: unique('c'), embedder: v1.id } }));
     await db.insert(images).values({ collectionId: col.id, sha256: randomUUID(), source: 'upload:x.png', mime: 'image/png', width: 1, height: 1, bytes: 1 });
-    const err = await problemOf(admin.api.POST('/v1/models/{id}/activate', { params: { path: { id: v2.id } } }));
-    expect(err, JSON.stringify(err.problem)).toMatchObject({ status: 409, code: 'reextraction_required' });
-    expect(err.problem.detail).toContain(col.name);
-    expect(err.problem.collections).toEqual([col.id]);
+    const before = await getActiveModel(db);
+    try {
+      const r = await data(admin.api.POST('/v1/models/{id}/activate', { params: { path: { id: v2.id } } }));
+      expect(r.model, JSON.stringify(r)).toMatchObject({ id: v2.id, active: true });
+      expect(r.reextractions.map((x) => x.collection.id), JSON.stringify(r)).toEqual([col.id]);
+      expect(r.reextractions[0], JSON.stringify(r)).toMatchObject({ collection: { embedder: v1.id, pendingEmbedder: v2.id }, job: { kind: 'reextract', collectionId: col.id } });
+    } finally {
+      // Other test files may share this database: the fake model must not stay active.
+      if (before) await setActiveModel(db, before.id);
+    }
     const unknown = await problemOf(admin.api.POST('/v1/models/{id}/activate', { params: { path: { id: 'nope@9' } } }));
     expect(unknown.status).toBe(404);
   });
