@@ -9,6 +9,7 @@ import { ingestLimits, type IngestLimits } from './ingest/limits.ts';
 import { BullJobQueue } from './jobs/bull.ts';
 import { InProcessJobQueue } from './jobs/in-process.ts';
 import { processors, IMPLEMENTED_KINDS } from './jobs/processors/index.ts';
+import type { ExtractDeps } from './extract/run.ts';
 import type { FinetuneDeps } from './finetune/run.ts';
 import type { IngestProcessorDeps } from './jobs/processors/ingest.ts';
 import { ExtractionWriter } from './jobs/processors/writer.ts';
@@ -141,7 +142,7 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
   return ctx;
 }
 
-export type ProcessorDeps = IngestProcessorDeps & FinetuneDeps;
+export type ProcessorDeps = IngestProcessorDeps & FinetuneDeps & ExtractDeps;
 
 /** What the job processors get from the context. */
 export function processorDeps(ctx: AppContext): ProcessorDeps {
@@ -153,6 +154,7 @@ export function processorDeps(ctx: AppContext): ProcessorDeps {
     captionOnIngest: ctx.env.MIRA_CAPTION_ON_INGEST,
     dataDir: ctx.dataDir,
     python: ctx.env.MIRA_PYTHON,
+    limits: ctx.limits,
     // Imported when used: re-extraction's start queues jobs through this context.
     startReextraction: async (collectionId, modelId) => (await (await import('./reextract/start.ts')).startReextraction(ctx, collectionId, modelId)).job.id,
     // Without Redis the jobs run in this process, which holds the index: it applies its own writes at once.

@@ -174,6 +174,36 @@ export class MiraClient {
     return MiraClient.data(this.api.POST('/v1/jobs/finetune', { body }));
   }
 
+  /** Jobs, newest first (GET /v1/jobs). */
+  listJobs(query: { state?: Job['state']; collectionId?: string; cursor?: string; limit?: number } = {}): Promise<Schemas['JobPage']> {
+    return MiraClient.data(this.api.GET('/v1/jobs', { params: { query } }));
+  }
+
+  /** Cancels a queued or running job (a running one stops at its next check, within about a second). */
+  cancelJob(id: string): Promise<Job> {
+    return MiraClient.data(this.api.POST('/v1/jobs/{id}/cancel', { params: { path: { id } } }));
+  }
+
+  /**
+   * Queues bulk feature extraction (POST /v1/jobs/extract): a collection, or files and URLs. Follow
+   * it with waitForJob, then listJobFiles and downloadJobFile.
+   */
+  extract(body: Schemas['ExtractRequest']): Promise<Job> {
+    return MiraClient.data(this.api.POST('/v1/jobs/extract', { body }));
+  }
+
+  /** The output files of an extraction job (empty until it completes). */
+  listJobFiles(id: string): Promise<Schemas['JobFiles']> {
+    return MiraClient.data(this.api.GET('/v1/jobs/{id}/files', { params: { path: { id } } }));
+  }
+
+  /** One output file as a streamed response (`await res.arrayBuffer()`, or pipe `res.body` to a file). */
+  async downloadJobFile(id: string, name: Schemas['JobFile']['name']): Promise<Response> {
+    const response = await this.fetchImpl(`${this.baseUrl}/v1/jobs/${encodeURIComponent(id)}/files/${encodeURIComponent(name)}`, { headers: this.headers });
+    if (!response.ok) throw await MiraApiError.from(response);
+    return response;
+  }
+
   /**
    * Polls the job until it finishes (completed, failed, cancelled or lost) and returns it in that
    * state; `onProgress` hears every change of progress. Polls quickly at first, then every 2 s.

@@ -89,12 +89,13 @@ export class LocalBlobStore implements BlobStore {
 }
 
 /** Temp file in the same folder, fsync, rename over, fsync the folder: whole or absent after a crash. */
-async function writeDurably(file: string, bytes: Uint8Array): Promise<void> {
+export async function writeDurably(file: string, bytes: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     const fh = await open(tmp, 'wx', 0o644);
     try {
-      await fh.writeFile(bytes);
+      if (bytes instanceof Uint8Array) await fh.writeFile(bytes);
+      else for await (const part of bytes) await fh.write(part);
       await fh.sync();
     } finally {
       await fh.close();

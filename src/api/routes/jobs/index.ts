@@ -1,5 +1,7 @@
 import type { App } from '../../types.ts';
 import { registerCancelJob } from './cancel.ts';
+import { registerExtract } from './extract.ts';
+import { registerJobFiles } from './files.ts';
 import { registerFinetune } from './finetune.ts';
 import { registerGetJob } from './get.ts';
 import { registerListJobs } from './list.ts';
@@ -9,4 +11,6 @@ export function registerJobs(app: App) {
   registerGetJob(app);
   registerCancelJob(app);
   registerFinetune(app);
+  registerExtract(app);
+  registerJobFiles(app);
 }
