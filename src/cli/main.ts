@@ -2,6 +2,7 @@
 /** The `mira` command: one entry, a subcommand per file in commands/. Exit codes: EXIT_CODES_HELP. */
 import { EXIT_CODES_HELP, UsageError, type Command } from './command.ts';
 import { caption } from './commands/caption.ts';
+import { collections } from './commands/collections.ts';
 import { demo } from './commands/demo.ts';
 import { finetune } from './commands/finetune.ts';
 import { ingest } from './commands/ingest.ts';
@@ -12,7 +13,7 @@ import { search } from './commands/search.ts';
 import { serve } from './commands/serve.ts';
 import { worker } from './commands/worker.ts';
 
-const commands: Record<string, Command> = { serve, worker, demo, ingest, search, caption, models, keys, migrate, finetune };
+const commands: Record<string, Command> = { serve, worker, demo, ingest, search, caption, models, collections, keys, migrate, finetune };
 
 function help(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
@@ -30,6 +31,7 @@ function help(): string {
     '  mira finetune --collection holidays --wait   fine-tune its model on its captions',
     '  mira models import ./clip-onnx --out models/clip-b32',
     '  mira models activate mira-blip-scenes@2   re-extract the collections on other versions, then switch',
+    '  mira collections rollback holidays          search it by its previous model version again',
     '',
     "Run 'mira <command> --help' for a command's options and examples. Commands that print results take",
     '--json: one JSON document on stdout; progress bars and messages go to stderr.',

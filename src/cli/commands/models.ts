@@ -1,9 +1,18 @@
 import { importClip } from '../../inference/import-clip.ts';
+import { apiFlags, apiHelp } from '../backend.ts';
 import { parse, UsageError, type Command } from '../command.ts';
+import { follow, openVersionOps, type JobView } from '../versions.ts';
 
 export const models: Command = {
-  summary: 'import published CLIP ONNX models as bundles',
+  summary: 'import published CLIP ONNX models as bundles; activate a model version',
   help: `usage: mira models import DIR [--out DIR] [--json]
+       mira models activate ID [--no-wait] [--api URL] [--json]
+
+activate makes ID (name@version) the active model and starts a re-extraction job for every
+collection searched by another version of it; it follows the jobs (progress on stderr) until
+they finish, unless --no-wait (with a server or a worker elsewhere: the jobs go on without the
+command). Searches keep using the old version until each job switches its collection.
+${apiHelp}
 
 Recognizes the open_clip/Immich layout (visual/model.onnx, textual/model.onnx) and the
 transformers.js layout (onnx/vision_model.onnx, onnx/text_model.onnx), checks the graphs and
@@ -11,10 +20,12 @@ writes manifest.json.
 
 examples:
   mira models import ./ViT-B-32__openai
-  mira models import ./clip-vit-base-patch32 --out models/clip-b32`,
+  mira models import ./clip-vit-base-patch32 --out models/clip-b32
+  mira models activate mira-blip-scenes@2`,
   async run(argv) {
     const [sub, ...rest] = argv;
-    if (sub !== 'import') throw new UsageError(`unknown subcommand "${sub ?? ''}" (expected: import)`);
+    if (sub === 'activate') return activate(rest);
+    if (sub !== 'import') throw new UsageError(`unknown subcommand "${sub ?? ''}" (expected: import or activate)`);
     const { values, positionals } = parse(rest, { out: { type: 'string' }, json: { type: 'boolean', default: false } });
     const dir = positionals[0];
     if (!dir) throw new UsageError('missing DIR');
@@ -24,3 +35,29 @@ examples:
     else console.log(`imported ${m.name}@${m.version} (clip, ${m.embedDim}-d) -> ${result.written}`);
   },
 };
+
+async function activate(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { 'no-wait': { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, ...apiFlags });
+  const id = positionals[0];
+  if (!id) throw new UsageError('missing ID (name@version)');
+  const ops = await openVersionOps(values.api);
+  try {
+    const { model, jobs } = await ops.activate(id);
+    if (!values.json) console.log(`${model} is active; ${jobs.length ? jobs.map((j) => `${j.collection}: job ${j.id}`).join(', ') : 'no collection needs re-extraction'}`);
+    const wait = !values['no-wait'] || ops.runsJobsHere;
+    const final = wait ? await follow(ops, jobs, values.json) : jobs;
+    printJobs(final, values.json, { model });
+    return final.some((j) => j.state === 'failed' || j.state === 'lost') ? 1 : 0;
+  } finally {
+    await ops.close();
+  }
+}
+
+/** One line per job, or one JSON object with `extra` beside the jobs. */
+export function printJobs(jobs: JobView[], json: boolean, extra: Record<string, unknown> = {}): void {
+  if (json) return console.log(JSON.stringify({ ...extra, jobs }));
+  for (const j of jobs) {
+    const result = j.result === undefined ? '' : ` ${JSON.stringify(j.result)}`;
+    console.log(`${j.collection}: job ${j.id} ${j.state}${j.error ? ` (${j.error})` : ''}${result}`);
+  }
+}
