@@ -25,6 +25,12 @@ export interface Settled {
   pending: number;
 }
 
+export interface SettleOptions {
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+  onProgress?: (ended: number) => void;
+}
+
 export interface SearchParams {
   text: string;
   k: number;
@@ -58,8 +64,11 @@ export interface Backend {
    * `root` is the folder path sources are read under.
    */
   ingest(collection: CollectionRef, source: ExpandedSource['source'], root: string): Promise<Ingested>;
-  /** Waits up to `timeoutMs` for the collection's images to be extracted and counts how they ended. */
-  settle(collection: CollectionRef, imageIds: string[], timeoutMs: number): Promise<Settled>;
+  /**
+   * Waits up to `timeoutMs` (or until `signal` aborts) for the collection's images to be extracted
+   * and counts how they ended; `onProgress` hears how many have ended (ready or failed).
+   */
+  settle(collection: CollectionRef, imageIds: string[], opts: SettleOptions): Promise<Settled>;
   search(collection: CollectionRef, params: SearchParams): Promise<SearchOutput>;
   close(): Promise<void>;
 }

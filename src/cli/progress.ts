@@ -23,19 +23,23 @@ export function progressBar(label: string, total: number, opts: ProgressOptions 
   if (opts.enabled === false) return { update() {}, done() {} };
   const stream = opts.stream ?? process.stderr;
   const tty = stream.isTTY === true;
-  const start = performance.now();
+  // Rates count from the first update: work done before the bar existed (extraction that ran
+  // while images were still being stored) is not work per second since the bar started.
+  let base: { done: number; at: number } | undefined;
   let lastTenth = -1;
   let lastDraw = 0;
   let last = { done: 0, total };
 
   const line = (done: number, total: number): string => {
-    const secs = (performance.now() - start) / 1000;
-    const rate = done / Math.max(secs, 1e-3);
-    if (total <= 0) return `${label} ${done}/? ${rate.toFixed(1)}/s ${secs.toFixed(0)}s`;
+    base ??= { done, at: performance.now() };
+    const secs = (performance.now() - base.at) / 1000;
+    const rate = secs > 0.05 ? (done - base.done) / secs : 0;
+    const speed = rate > 0 ? `${rate.toFixed(1)}/s` : '-/s';
+    if (total <= 0) return `${label} ${done}/? ${speed} ${secs.toFixed(0)}s`;
     const frac = Math.min(1, done / total);
-    const eta = rate > 0 ? (total - done) / rate : 0;
+    const eta = done >= total ? '0s' : rate > 0 ? `${((total - done) / rate).toFixed(0)}s` : '?';
     const bar = '#'.repeat(Math.round(WIDTH * frac)).padEnd(WIDTH, '.');
-    return `${label} [${bar}] ${done}/${total} ${Math.floor(100 * frac)}% ${rate.toFixed(1)}/s eta ${Math.max(0, eta).toFixed(0)}s`;
+    return `${label} [${bar}] ${done}/${total} ${Math.floor(100 * frac)}% ${speed} eta ${eta}`;
   };
 
   return {

@@ -4,7 +4,7 @@ import { classifyError, ingestErrorCodes } from '../../ingest/errors.ts';
 import type { ExpandedSource } from '../../ingest/expand.ts';
 import { ingestLimits, type IngestLimits } from '../../ingest/limits.ts';
 import { readSource } from '../../ingest/sources.ts';
-import { forEachBounded, Refused, type Backend, type CollectionRef, type Ingested, type SearchOutput, type SearchParams, type Settled } from '../backend.ts';
+import { forEachBounded, Refused, type Backend, type CollectionRef, type Ingested, type SearchOutput, type SearchParams, type Settled, type SettleOptions } from '../backend.ts';
 
 /** Problem codes that refuse one image for its input; any other error ends the run. */
 const REFUSALS = new Set<string>([...ingestErrorCodes, 'body_too_large', 'unsupported_media_type']);
@@ -65,13 +65,14 @@ export class ApiBackend implements Backend {
     return { imageId: result.image.id, created: result.created };
   }
 
-  async settle(_collection: CollectionRef, imageIds: string[], timeoutMs: number): Promise<Settled> {
+  async settle(_collection: CollectionRef, imageIds: string[], { timeoutMs, signal, onProgress }: SettleOptions): Promise<Settled> {
     const deadline = Date.now() + timeoutMs;
     const counts: Settled = { ready: 0, failed: 0, pending: 0 };
     await forEachBounded(imageIds, WAIT_CONCURRENCY, async (id) => {
       try {
-        const image = await this.retrying(() => this.client.waitForImage(id, { timeoutMs: Math.max(0, deadline - Date.now()) }));
+        const image = await this.retrying(() => this.client.waitForImage(id, { timeoutMs: Math.max(0, deadline - Date.now()), ...(signal ? { signal } : {}) }));
         counts[image.status]++;
+        onProgress?.(counts.ready + counts.failed);
       } catch (err) {
         if (err instanceof MiraApiError && err.status === 404) return; // deleted meanwhile
         if (err instanceof MiraApiError) throw err;

@@ -6,10 +6,11 @@ import type { ExpandedSource } from '../../ingest/expand.ts';
 import { ingestImage } from '../../ingest/pipeline.ts';
 import { InProcessJobQueue } from '../../jobs/in-process.ts';
 import { search } from '../../search/search.ts';
-import { Refused, type Backend, type CollectionRef, type Ingested, type SearchOutput, type SearchParams, type Settled } from '../backend.ts';
+import { Refused, type Backend, type CollectionRef, type Ingested, type SearchOutput, type SearchParams, type Settled, type SettleOptions } from '../backend.ts';
 import { ensureCollection } from '../collection.ts';
 
-const POLL_MS = 250;
+/** How often a wait for extraction looks at the jobs (a few queries per 1,000 images with Redis). */
+const POLL_MS = 500;
 
 /** The store in MIRA_DATA_DIR (or Postgres with DATABASE_URL), opened in this process. */
 export class EmbeddedBackend implements Backend {
@@ -40,14 +41,26 @@ export class EmbeddedBackend implements Backend {
     }
   }
 
-  async settle(collection: CollectionRef, imageIds: string[], timeoutMs: number): Promise<Settled> {
+  async settle(collection: CollectionRef, imageIds: string[], { timeoutMs, signal, onProgress }: SettleOptions): Promise<Settled> {
     const deadline = Date.now() + timeoutMs;
     const { queue } = this.ctx;
-    // Without Redis the jobs run here: wait for them. With Redis, workers elsewhere run them.
-    if (queue instanceof InProcessJobQueue) await Promise.race([queue.idle(), sleep(timeoutMs)]);
+    const stopped = () => signal?.aborted || Date.now() + POLL_MS > deadline;
+    if (queue instanceof InProcessJobQueue) {
+      // The jobs run here: follow them in the queue, not the database (PGlite has one connection,
+      // which they need), and count once they are done.
+      let idle = false;
+      const done = queue.idle().then(() => void (idle = true));
+      while (!idle && !stopped()) {
+        const left = (await queue.depths()).ingest ?? 0;
+        onProgress?.(Math.max(0, imageIds.length - left));
+        await Promise.race([sleep(POLL_MS), done]);
+      }
+    }
+    // With Redis, workers elsewhere run the jobs: count in the database until they are done.
     for (;;) {
       const counts = await this.statuses(collection, imageIds);
-      if (counts.pending === 0 || Date.now() + POLL_MS > deadline) return counts;
+      onProgress?.(counts.ready + counts.failed);
+      if (counts.pending === 0 || stopped()) return counts;
       await sleep(POLL_MS);
     }
   }

@@ -1,81 +1,152 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadEnv, ROOT, runtimeOptions } from '../../config.ts';
-import { dot, Runtime } from '../../inference/runtime.ts';
-import { parseCaption, renderScene, sampleScenes, sceneKey, SPLIT_SEEDS } from '../../scenes/index.ts';
-import { blipScore } from '../../search/score.ts';
-import { intFlag, parse, type Command } from '../command.ts';
-import { progressBar } from '../progress.ts';
+import { dataDirOf, loadEnv } from '../../config.ts';
+import { SPLIT_SEEDS } from '../../scenes/generate.ts';
+import type { AppContext } from '../../context.ts';
+import type { RunningServer } from '../../server.ts';
+import type { CollectionRef, SearchOutput } from '../backend.ts';
+import { EXIT_INTERRUPTED, interruptSignal, intFlag, parse, UsageError, type Command } from '../command.ts';
+import { ensureDemoScenes, type DemoScenes } from '../demo-scenes.ts';
+import { ingestExitCode, ingestPath, type IngestSummary } from './ingest.ts';
+import { serveUntilStopped } from './serve.ts';
 
-const QUERIES = [
-  'a small red circle to the left of a large blue square',
-  'a large green triangle above a small yellow star',
-  'a blue square with a red circle on its left',
-  'a small purple hexagon',
-];
+const QUERIES = ['a small red circle to the left of a large blue square', 'a large green triangle above a small yellow star', 'a purple hexagon'];
+const MAX_N = 100_000;
 
 export const demo: Command = {
-  summary: 'embed generated scenes in memory, search them by text with ITM re-ranking, caption a few',
-  help: `usage: mira demo [--n 500] [--k 5] [--bundle DIR]
+  summary: 'the main job in one command: sample scenes into collection demo, then the API and web UI',
+  help: `usage: mira demo [--n 3000] [--collection demo] [--no-serve] [--host H] [--port P] [--port-file FILE] [--wait 1800] [--json]
 
-Generates --n captioned scenes, embeds them with the model, runs a few text queries (ITC top 16,
-re-ranked with ITM) and captions three images. The service-backed demo replaces this once the API exists.`,
+Generates --n captioned scenes (seed ${SPLIT_SEEDS.demo}, cached in MIRA_DATA_DIR/demo), ingests them with the
+default model into the collection the way \`mira ingest\` does (deduplicated by content: a second run
+adds nothing), runs one example search, then serves the API and the web UI (MIRA_HOST:MIRA_PORT,
+default 127.0.0.1:8080) and prints the URL, example queries and the SDK snippet. Ctrl-C stops it.
+
+Embedded (no DATABASE_URL): PGlite in MIRA_DATA_DIR, jobs in this process, and API keys off when
+MIRA_AUTH is unset and it listens on loopback. With DATABASE_URL it says so and uses that Postgres
+(service mode; with REDIS_URL, \`mira worker\` processes extract the features); keys stay on.
+--no-serve stops after ingesting. --json prints one JSON object (the ingest summary with
+"scenes", "collectionId" and, when serving, "url") instead of the text.
+
+examples:
+  mira demo
+  mira demo --n 500 --port 9000
+  mira demo --no-serve --n 60 --json`,
   async run(argv) {
-    const { values } = parse(argv, { n: { type: 'string' }, k: { type: 'string' }, bundle: { type: 'string' } });
-    const n = intFlag(values.n, 'n', 500);
-    const k = intFlag(values.k, 'k', 5);
+    const { values } = parse(
+      argv,
+      {
+        n: { type: 'string' },
+        collection: { type: 'string', default: 'demo' },
+        'no-serve': { type: 'boolean', default: false },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'port-file': { type: 'string' },
+        wait: { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+      false,
+    );
+    const n = intFlag(values.n, 'n', 3000);
+    if (n > MAX_N) throw new UsageError(`--n must be at most ${MAX_N}, got ${n}`);
+    const waitMs = intFlag(values.wait, 'wait', 1800) * 1000;
+    const port = values.port === undefined ? undefined : values.port === '0' ? 0 : intFlag(values.port, 'port', 8080);
     const env = loadEnv();
-    let bundle = values.bundle ?? env.MIRA_MODEL_DIR;
-    if (!values.bundle && !existsSync(join(bundle, 'manifest.json'))) {
-      bundle = join(ROOT, 'test/fixtures/tiny-blip');
-      console.error(`no default model at ${env.MIRA_MODEL_DIR}: using the random-weight test bundle (results are meaningless)`);
-    }
-    const rt = await Runtime.open(bundle, runtimeOptions(env));
-    try {
-      console.log(`model ${rt.id} (${rt.manifest.family}), ${rt.poolSize.threads} inference threads on ${rt.provider}`);
-      const records = sampleScenes(SPLIT_SEEDS.demo, n);
-      const bar = progressBar('embedding', n);
-      const feats: Float32Array[] = [];
-      const tokens: (Float32Array | undefined)[] = [];
-      const images: Buffer[] = [];
-      const size = Math.max(64, rt.manifest.preprocess.size);
-      for (let start = 0; start < n; start += 64) {
-        const chunk = records.slice(start, start + 64);
-        const bytes = await Promise.all(chunk.map((r) => renderScene(r.scene, { size, layout: r.layout })));
-        const embs = await rt.embedImages(bytes);
-        images.push(...bytes);
-        embs.forEach((e) => (feats.push(e.feat), tokens.push(e.tokens)));
-        bar.update(feats.length);
-      }
-      bar.done();
+    const { isLoopback } = await import('../../server.ts');
+    const host = values.host ?? env.MIRA_HOST;
+    const embedded = !env.DATABASE_URL;
+    if (!embedded) console.error(`mira demo: service mode (DATABASE_URL is set)${env.REDIS_URL ? ': features are extracted by mira worker processes' : ', jobs in this process'}`);
+    // The demo opens on loopback without keys unless told otherwise; anything else keeps them on.
+    const authOff = env.MIRA_AUTH === 'off' || (!process.env.MIRA_AUTH && embedded && isLoopback(host));
 
-      for (const q of QUERIES) {
-        const want = parseCaption(q);
-        const wantKey = want ? sceneKey(want) : undefined;
-        const [qf] = await rt.embedTexts([q]);
-        const ranked = feats.map((f, i) => ({ i, itc: dot(f, qf!) })).sort((a, b) => b.itc - a.itc).slice(0, 16);
-        let rows = ranked.map((r) => ({ ...r, itm: undefined as number | undefined, score: r.itc }));
-        if (rt.manifest.graphs.itm && tokens[0]) {
-          const itm = await rt.itmScores(q, ranked.map((r) => tokens[r.i]!));
-          rows = ranked.map((r, j) => ({ ...r, itm: itm[j]!.prob, score: blipScore(itm[j]!, r.itc) })).sort((a, b) => b.score - a.score);
+    let generating = true;
+    const stop = interruptSignal(() => {
+      // Half-written scenes are harmless (regenerated next time); stored images are not cut off.
+      if (generating) process.exit(EXIT_INTERRUPTED);
+      console.error('mira demo: stopping (images stored so far are kept; run it again to go on)');
+    });
+    let scenes: DemoScenes;
+    let summary: IngestSummary;
+    let collection: CollectionRef;
+    try {
+      scenes = await ensureDemoScenes(dataDirOf(env), n, { progress: !values.json });
+      generating = false;
+      console.error(`${scenes.generated ? 'generated' : 'reusing'} ${n} scenes in ${scenes.dir}`);
+      const { EmbeddedBackend } = await import('../backends/embedded.ts');
+      const backend = await EmbeddedBackend.open();
+      try {
+        summary = await ingestPath(backend, values.collection, scenes.manifest, false, { concurrency: 8, waitMs, progress: !values.json, signal: stop.signal });
+        collection = (await backend.collection(values.collection, { create: false }))!;
+        if (stop.signal.aborted) return EXIT_INTERRUPTED;
+        if (!values.json) console.log(describe(summary));
+        if (!values.json && summary.ready > 0) {
+          const rerank = { enabled: true, candidates: 16 };
+          printSample(QUERIES[0]!, await backend.search(collection, { text: QUERIES[0]!, k: 3, rerank, captions: false }));
         }
-        console.log(`\n"${q}"`);
-        for (const r of rows.slice(0, k)) {
-          const rec = records[r.i]!;
-          const hit = rec.key === wantKey ? '✓' : ' ';
-          const itm = r.itm === undefined ? '' : ` itm ${r.itm.toFixed(2)}`;
-          console.log(`  ${hit} ${rec.file}  itc ${r.itc.toFixed(3)}${itm}  ${rec.captions[0]}`);
-        }
-      }
-      if (rt.manifest.graphs.decoder) {
-        console.log('\ncaptions (beam search):');
-        for (const i of [0, 1, 2]) {
-          const c = await rt.caption(images[i]!);
-          console.log(`  ${records[i]!.file}  "${c.text}"   truth: "${records[i]!.captions[0]}"`);
-        }
+      } finally {
+        await backend.close();
       }
     } finally {
-      await rt.close();
+      stop.release();
     }
+    const report = { ...summary, collectionId: collection.id, scenes: { dir: scenes.dir, n, generated: scenes.generated } };
+    const code = ingestExitCode(summary, stop.signal);
+    if (values['no-serve']) {
+      if (values.json) console.log(JSON.stringify(report));
+      return code;
+    }
+    await serveUntilStopped({
+      host,
+      ...(port !== undefined ? { port } : {}),
+      ...(values['port-file'] ? { portFile: values['port-file'] } : {}),
+      env: authOff ? { ...env, MIRA_AUTH: 'off' } : env,
+      onListening(server) {
+        if (values.json) console.log(JSON.stringify({ ...report, url: server.url }));
+      },
+      onReady(server, ctx) {
+        if (!values.json) console.log(greeting(server, ctx, collection, authOff));
+      },
+    });
+    return code;
   },
 };
+
+function describe(s: IngestSummary): string {
+  const refused = s.refused.length > 0 ? `, ${s.refused.length} refused` : '';
+  const failed = s.failed > 0 ? `, ${s.failed} failed` : '';
+  const pending = s.pending > 0 ? `, ${s.pending} still being extracted` : '';
+  if (s.added === 0 && s.duplicates > 0) return `nothing new: all ${s.duplicates} scenes were already in collection ${s.collection} (0 added)${failed}${pending}`;
+  return `collection ${s.collection}: ${s.added} added, ${s.duplicates} already there, ${s.ready} extracted${refused}${failed}${pending}`;
+}
+
+function printSample(query: string, out: SearchOutput): void {
+  console.log(`\nsearch "${query}" (${out.reranked ? 'ITC, re-ranked with ITM' : 'ITC'}):`);
+  for (const r of out.results) {
+    const scene = (r.metadata as { scene?: string } | null)?.scene;
+    console.log(`  ${r.score.toFixed(3)}  ${scene ?? r.source}${r.caption ? `   captioned "${r.caption}"` : ''}`);
+  }
+}
+
+function greeting(server: RunningServer, ctx: AppContext, c: CollectionRef, authOff: boolean): string {
+  const url = server.url;
+  const auth = authOff ? '' : ` -H "authorization: Bearer $MIRA_API_KEY"`;
+  const body = (text: string) => JSON.stringify({ collectionId: c.id, text, k: 5 });
+  const cli = 'npm run mira --';
+  return [
+    '',
+    `Mira is ready (${ctx.mode} mode, model ${ctx.defaultModel.id}):`,
+    `  web UI    ${url}/`,
+    `  API docs  ${url}/docs`,
+    ...(authOff ? ['  API keys are off (loopback only; MIRA_AUTH=on turns them on)'] : [`  API keys are on: export MIRA_API_KEY=$(${cli} keys create --name me --scopes read)${ctx.mode === 'embedded' ? ' (with the demo stopped: one process holds the embedded store)' : ''}`]),
+    '',
+    'try:',
+    `  curl -s ${url}/v1/search${auth} -H 'content-type: application/json' -d '${body(QUERIES[0]!)}'`,
+    `  ${cli} search "${QUERIES[1]}" --collection ${c.name} --api ${url}`,
+    `  ${cli} search "${QUERIES[2]}" --collection ${c.name} --filter '{"objects":1}' --api ${url} --json`,
+    '',
+    'from TypeScript (sdk/):',
+    `  import { MiraClient } from './sdk/src/index.ts';`,
+    `  const mira = new MiraClient({ baseUrl: '${url}'${authOff ? '' : ', apiKey: process.env.MIRA_API_KEY'} });`,
+    `  const { results } = await MiraClient.data(mira.api.POST('/v1/search', { body: { collectionId: '${c.id}', text: '${QUERIES[0]}', k: 5 } }));`,
+    '',
+    'Ctrl-C stops it; `npm run demo` again brings it back without ingesting anything twice.',
+  ].join('\n');
+}

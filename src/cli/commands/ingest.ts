@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { expandPath } from '../../ingest/expand.ts';
 import { ingestLimits } from '../../ingest/limits.ts';
 import { apiFlags, apiHelp, forEachBounded, openBackend, Refused, type Backend } from '../backend.ts';
-import { intFlag, parse, UsageError, type Command } from '../command.ts';
+import { EXIT_INTERRUPTED, interruptSignal, intFlag, parse, UsageError, type Command } from '../command.ts';
 import { progressBar } from '../progress.ts';
 
 export const ingest: Command = {
@@ -34,12 +34,14 @@ examples:
     const concurrency = intFlag(values.concurrency, 'concurrency', 8);
     const waitS = values.wait === '0' ? 0 : intFlag(values.wait, 'wait', 600);
     const backend = await openBackend(values);
+    const stop = interruptSignal(() => console.error('mira ingest: stopping (images stored so far are kept; run it again to go on)'));
     try {
-      const summary = await ingestPath(backend, values.collection, resolve(path), st.isDirectory(), { concurrency, waitMs: waitS * 1000, progress: !values.json });
+      const summary = await ingestPath(backend, values.collection, resolve(path), st.isDirectory(), { concurrency, waitMs: waitS * 1000, progress: !values.json, signal: stop.signal });
       printSummary(summary, values.json);
-      return summary.refused.length > 0 || summary.failed > 0 ? 1 : 0;
+      return ingestExitCode(summary, stop.signal);
     } finally {
       await backend.close();
+      stop.release();
     }
   },
 };
@@ -61,16 +63,18 @@ export async function ingestPath(
   name: string,
   path: string,
   isDir: boolean,
-  opts: { concurrency: number; waitMs: number; progress: boolean },
+  opts: { concurrency: number; waitMs: number; progress: boolean; signal?: AbortSignal },
 ): Promise<IngestSummary> {
   const collection = (await backend.collection(name, { create: true }))!;
   const root = isDir ? path : dirname(path);
   const sources = await expandPath(path, { root, maxManifestLines: ingestLimits().maxManifestLines });
   const summary: IngestSummary = { collection: collection.name, added: 0, duplicates: 0, refused: [], ready: 0, failed: 0, pending: 0 };
   const ids = new Set<string>();
-  const bar = opts.progress && sources.length > 0 ? progressBar('ingesting', sources.length) : undefined;
+  const bar = progressBar('storing', sources.length, { enabled: opts.progress && sources.length > 0 });
   let done = 0;
   await forEachBounded(sources, opts.concurrency, async (s) => {
+    // Interrupted: the images stored so far stay (and their jobs run next time); take no more.
+    if (opts.signal?.aborted) return;
     try {
       const r = await backend.ingest(collection, s.source, root);
       ids.add(r.imageId);
@@ -81,14 +85,23 @@ export async function ingestPath(
       const where = s.source.kind === 'path' ? s.source.path : s.source.url;
       summary.refused.push({ source: s.line ? `${where} (line ${s.line})` : where, code: err.code, message: err.message });
     }
-    bar?.update(++done);
+    bar.update(++done);
   });
-  bar?.done();
-  Object.assign(summary, await backend.settle(collection, [...ids], opts.waitMs));
+  bar.done();
+  const timeoutMs = opts.signal?.aborted ? 0 : opts.waitMs;
+  const extracting = progressBar('extracting', ids.size, { enabled: opts.progress && timeoutMs > 0 && ids.size > 0 });
+  Object.assign(summary, await backend.settle(collection, [...ids], { timeoutMs, signal: opts.signal, onProgress: (ended) => extracting.update(ended) }));
+  extracting.done();
   return summary;
 }
 
-function printSummary(s: IngestSummary, json: boolean): void {
+/** 130 when interrupted, 1 when an image was refused or failed, else 0. */
+export function ingestExitCode(s: IngestSummary, signal: AbortSignal): number {
+  if (signal.aborted) return EXIT_INTERRUPTED;
+  return s.refused.length > 0 || s.failed > 0 ? 1 : 0;
+}
+
+export function printSummary(s: IngestSummary, json: boolean): void {
   if (json) return console.log(JSON.stringify(s));
   const pending = s.pending > 0 ? `, still pending ${s.pending}` : '';
   console.log(`added ${s.added}, duplicates ${s.duplicates}, refused ${s.refused.length}, extracted ${s.ready}, failed ${s.failed}${pending}`);

@@ -1,4 +1,3 @@
-import { runWorker } from '../../../workers/main.ts';
 import { parse, type Command } from '../command.ts';
 
 export const worker: Command = {
@@ -12,6 +11,8 @@ example:
   DATABASE_URL=postgres://... REDIS_URL=redis://... mira worker`,
   async run(argv) {
     parse(argv, {}, false);
+    // Imported on demand, so that `mira --help` does not load the job processors and the models.
+    const { runWorker } = await import('../../../workers/main.ts');
     await runWorker();
   },
 };
