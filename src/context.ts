@@ -14,7 +14,7 @@ import type { FinetuneDeps } from './finetune/run.ts';
 import type { IngestProcessorDeps } from './jobs/processors/ingest.ts';
 import { ExtractionWriter } from './jobs/processors/writer.ts';
 import { processorTable } from './jobs/registry.ts';
-import { reconcilePendingImages } from './jobs/reconcile.ts';
+import { reconcile } from './jobs/reconcile.ts';
 import type { JobQueue } from './jobs/types.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -137,8 +137,9 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
     metrics.jobs.reset();
     for (const r of await countJobsByState(db)) metrics.jobs.set({ kind: r.kind, state: r.state }, r.n);
   });
-  // Embedded mode runs the jobs here, so it picks up what a previous run left pending.
-  if (queue.kind === 'in-process' && opts.role !== 'worker') await reconcilePendingImages(db, queue, log);
+  // Embedded mode runs the jobs here, so it picks up what a previous run left pending; nothing
+  // else runs them, so every unfinished record counts (no grace).
+  if (queue.kind === 'in-process' && opts.role !== 'worker') await reconcile(db, queue, log, { graceMs: 0 });
   return ctx;
 }
 
