@@ -139,7 +139,7 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
   });
   // Embedded mode runs the jobs here, so it picks up what a previous run left pending; nothing
   // else runs them, so every unfinished record counts (no grace).
-  if (queue.kind === 'in-process' && opts.role !== 'worker') await reconcile(db, queue, log, { graceMs: 0 });
+  if (queue.kind === 'in-process' && opts.role !== 'worker') await reconcile(db, queue, log, { runningMs: 0, queuedMs: 0 });
   return ctx;
 }
 

@@ -6,7 +6,7 @@
 import { createContext, processorDeps } from '../src/context.ts';
 import { startBullWorkers } from '../src/jobs/bull.ts';
 import { IMPLEMENTED_KINDS, processors } from '../src/jobs/processors/index.ts';
-import { reconcile, RECONCILE_GRACE_MS } from '../src/jobs/reconcile.ts';
+import { reconcile, RECONCILE_GRACE } from '../src/jobs/reconcile.ts';
 import { processorTable } from '../src/jobs/registry.ts';
 
 export async function runWorker(opts: { shutdownDeadlineMs?: number } = {}): Promise<void> {
@@ -33,10 +33,9 @@ export async function runWorker(opts: { shutdownDeadlineMs?: number } = {}): Pro
   });
   ctx.log.info({ kinds: [...table.keys()], mode: ctx.mode }, 'worker started');
   // Pending images and job records the queue lost (a Redis restart): at startup, then periodically.
-  const grace = { graceMs: RECONCILE_GRACE_MS };
-  await reconcile(ctx.db, ctx.queue, ctx.log, grace);
+  await reconcile(ctx.db, ctx.queue, ctx.log, RECONCILE_GRACE);
   const reconciling = setInterval(() => {
-    reconcile(ctx.db, ctx.queue, ctx.log, grace).catch((err: Error) => ctx.log.warn({ err: err.message }, 'reconciliation failed'));
+    reconcile(ctx.db, ctx.queue, ctx.log, RECONCILE_GRACE).catch((err: Error) => ctx.log.warn({ err: err.message }, 'reconciliation failed'));
   }, ctx.env.MIRA_RECONCILE_MS);
   await stopped;
   clearInterval(reconciling);

@@ -1,7 +1,7 @@
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { withFields } from '../log.ts';
-import { dbOf, runRecorded } from './records.ts';
+import { dbOf, runRecorded, STOPPED_ON_RECORD } from './records.ts';
 import type { EnqueueManyOptions, EnqueueOptions, JobKind, JobQueue, JobRun, Processor, QueuedJobState } from './types.ts';
 
 export interface BullOptions {
@@ -161,7 +161,8 @@ export function startBullWorkers<C>(ctx: C, table: Map<JobKind, Processor<C, any
         const outcome = await runRecorded(proc, ctx, job.data, run, records);
         if (outcome.status === 'completed') return outcome.result;
         if (outcome.status === 'failed') {
-          run.log.warn({ code: outcome.code, err: outcome.error.message }, 'job failed');
+          if (STOPPED_ON_RECORD.has(outcome.code)) run.log.info({ code: outcome.code }, outcome.error.message);
+          else run.log.warn({ code: outcome.code, err: outcome.error.message }, 'job failed');
           throw new UnrecoverableError(`${outcome.code}: ${outcome.error.message}`);
         }
         run.log.warn({ err: outcome.error.message }, 'job failed, will retry');

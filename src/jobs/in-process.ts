@@ -1,6 +1,6 @@
 import { withFields } from '../log.ts';
 import { backoffDelay } from './execute.ts';
-import { dbOf, runRecorded } from './records.ts';
+import { dbOf, runRecorded, STOPPED_ON_RECORD } from './records.ts';
 import type { EnqueueOptions, JobKind, JobQueue, JobRun, Processor, QueuedJobState } from './types.ts';
 
 interface Task {
@@ -119,7 +119,8 @@ export class InProcessJobQueue<C> implements JobQueue {
       this.timers.add(timer);
       log.warn({ err: outcome.error.message }, 'job failed, will retry');
     } else if (outcome.status === 'failed') {
-      log.warn({ code: outcome.code, err: outcome.error.message }, 'job failed');
+      if (STOPPED_ON_RECORD.has(outcome.code)) log.info({ code: outcome.code }, outcome.error.message);
+      else log.warn({ code: outcome.code, err: outcome.error.message }, 'job failed');
     }
   }
 

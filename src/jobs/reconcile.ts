@@ -30,10 +30,13 @@ export async function reconcilePendingImages(db: Db, queue: JobQueue, log: { inf
 
 /**
  * How long an unfinished record must be untouched before a service worker trusts the queue's
- * "unknown": a job is recorded just before it is queued, and a running try writes its progress
- * (or at least its start) well within this.
+ * "unknown". A running try touches its record every second (jobs/records.ts), so a running record
+ * untouched for a minute has no live runner. A queued one is written just before it is queued, and
+ * may wait long in its queue; it waits longer here, so that another deployment (or test) using the
+ * same database under another queue prefix does not take its jobs.
  */
-export const RECONCILE_GRACE_MS = 30_000;
+export const RECONCILE_GRACE = { runningMs: 60_000, queuedMs: 10 * 60_000 } as const;
+export type ReconcileGrace = { runningMs: number; queuedMs: number };
 
 /** Kinds whose job picks up where a lost try stopped: queued again. The others are marked lost. */
 const RESUMABLE: readonly JobKind[] = ['extract', 'reextract'];
@@ -46,13 +49,13 @@ export interface RecordReconciliation {
 /**
  * Compares the unfinished job records with the queue, which may have lost jobs (Redis restarted
  * without its data, an embedded process stopped). A record the queue does not know and that no
- * one has touched for `graceMs` (a job being submitted right now is written before it is queued)
- * is queued again when its kind resumes, or marked lost with the reason.
+ * one has touched for its grace (RECONCILE_GRACE) is queued again when its kind resumes, or marked
+ * lost with the reason.
  */
-export async function reconcileJobRecords(db: Db, queue: JobQueue, log: LineLogger, opts: { graceMs: number }): Promise<RecordReconciliation> {
+export async function reconcileJobRecords(db: Db, queue: JobQueue, log: LineLogger, grace: ReconcileGrace): Promise<RecordReconciliation> {
   const out: RecordReconciliation = { requeued: [], lost: [] };
-  const before = Date.now() - opts.graceMs;
   for (const state of ['queued', 'running'] as const) {
+    const before = Date.now() - (state === 'running' ? grace.runningMs : grace.queuedMs);
     let cursor: string | undefined;
     do {
       const page = await listJobs(db, { state, limit: 200, ...(cursor ? { cursor } : {}) });
@@ -77,7 +80,7 @@ export async function reconcileJobRecords(db: Db, queue: JobQueue, log: LineLogg
 }
 
 /** Everything reconciliation does, at startup and then periodically: pending images, then job records. */
-export async function reconcile(db: Db, queue: JobQueue, log: LineLogger, opts: { graceMs: number }): Promise<void> {
+export async function reconcile(db: Db, queue: JobQueue, log: LineLogger, grace: ReconcileGrace): Promise<void> {
   await reconcilePendingImages(db, queue, log);
-  await reconcileJobRecords(db, queue, log, opts);
+  await reconcileJobRecords(db, queue, log, grace);
 }

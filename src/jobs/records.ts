@@ -3,7 +3,7 @@ import { getJob, updateJob } from '../db/queries/jobs.ts';
 import { execute, type Outcome } from './execute.ts';
 import type { JobKind, JobRun, Processor, Progress } from './types.ts';
 
-/** How often a running try reads its record for a cancel, and the most often it writes progress. */
+/** How often a running try touches its record (heartbeat) and reads it for a cancel, and the most often it writes progress. */
 export const RECORD_POLL_MS = 1000;
 
 /** The `jobs` row of a try: kept true by the runners (BullMQ and in-process) for every kind but ingest. */
@@ -13,6 +13,9 @@ export interface RecordOptions {
   stopping(): boolean;
   pollMs?: number;
 }
+
+/** Outcome codes of a try that its record stopped (cancelled, or not runnable): not failures. */
+export const STOPPED_ON_RECORD: ReadonlySet<string> = new Set(['cancelled', 'not_runnable']);
 
 /** Ingest jobs have no row: their state is the image's (see api/routes/jobs/ingest-job.ts). */
 const untracked: readonly JobKind[] = ['ingest'];
@@ -51,11 +54,15 @@ export async function runRecorded<C>(proc: Processor<C, any>, ctx: C, payload: u
   const forward = () => abort.abort(run.signal.reason);
   if (run.signal.aborted) forward();
   else run.signal.addEventListener('abort', forward, { once: true });
+  // The heartbeat: touching the record says a runner is alive (reconciliation trusts an untouched
+  // running record to be lost, whatever queue it came from); a record no longer running was cancelled.
   const poll = setInterval(() => {
-    getJob(db, run.id).then(
-      (row) => row?.state === 'cancelled' && onCancel(),
-      (err: Error) => run.log.warn({ err: err.message }, 'job record not read'),
-    );
+    updateJob(db, run.id, {}, { from: ['running'] })
+      .then(async (row) => row ?? (await getJob(db, run.id)))
+      .then(
+        (row) => row?.state === 'cancelled' && onCancel(),
+        (err: Error) => run.log.warn({ err: err.message }, 'job record not read'),
+      );
   }, pollMs);
   poll.unref();
 

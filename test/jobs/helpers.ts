@@ -8,8 +8,8 @@ import { renderScene, sampleScenes } from '../../src/scenes/index.ts';
 import { eventually } from '../support/context.ts';
 
 /** A folder of `n` small scene PNGs, to be the ingest root of an extraction by path. */
-export async function sceneFolder(n: number, seed = 3): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'mira-extract-files-'));
+export async function sceneFolder(n: number, seed = 3, into?: string): Promise<string> {
+  const dir = into ?? (await mkdtemp(join(tmpdir(), 'mira-extract-files-')));
   for (const r of sampleScenes(seed, n)) await writeFile(join(dir, r.file), await renderScene(r.scene, { size: 48, layout: r.layout }));
   return dir;
 }

@@ -3,7 +3,9 @@
  * submitJob stores, how the record follows a try, and cancel through the API.
  */
 import { randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MiraClient } from '../../sdk/src/index.ts';
 import { ApiError } from '../../src/api/errors.ts';
@@ -15,14 +17,22 @@ import { eventually, modes, testContext, uniqueName, type TestContext } from '..
 import { finishedChunks, finishedJob, jobWhen, sceneFolder } from './helpers.ts';
 
 const N = 24;
+/** Enough images that a job with one per chunk is still running when the test acts on it. */
+const MANY = 300;
 
 describe.each(modes)('job records (%s)', (mode) => {
   let root: string;
+  let many: string;
   let t: TestContext;
   let server: RunningServer;
   let client: MiraClient;
   beforeAll(async () => {
-    root = await sceneFolder(N);
+    root = await mkdtemp(join(tmpdir(), 'mira-records-'));
+    for (const [name, n] of [['few', N], ['many', MANY]] as const) {
+      await mkdir(join(root, name));
+      await sceneFolder(n, n, join(root, name));
+    }
+    many = join(root, 'many');
     t = await testContext(mode, { MIRA_INGEST_ROOT: root, MIRA_CAPTION_ON_INGEST: 'false' });
     server = await startServer(t.ctx, { host: '127.0.0.1', port: 0 });
     const { key } = await createKey(t.ctx.db, { name: uniqueName('records'), scopes: ['admin'], collections: null });
@@ -33,7 +43,7 @@ describe.each(modes)('job records (%s)', (mode) => {
     await t?.stop();
     await rm(root, { recursive: true, force: true });
   });
-  const files = (chunkSize: number) => ({ source: { kind: 'path', path: root }, modelId: t.ctx.defaultModel.id, chunkSize });
+  const files = (chunkSize: number, path = join(root, 'few')) => ({ source: { kind: 'path', path }, modelId: t.ctx.defaultModel.id, chunkSize });
 
   it('refuses a bad payload with invalid_payload and stores nothing', async () => {
     const id = `extract_${randomUUID()}`;
@@ -61,14 +71,14 @@ describe.each(modes)('job records (%s)', (mode) => {
   }, 180_000);
 
   it('cancels a running job through the API: it stops at the next chunk and is not retried', async () => {
-    const job = await submitJob(t.ctx, 'extract', files(1));
+    const job = await submitJob(t.ctx, 'extract', files(1, many));
     await jobWhen(t.ctx, job.id, 'a chunk done', (j) => j.state === 'running' && (j.progress as { done: number }).done >= 1);
     const cancelled = await client.cancelJob(job.id);
     expect(cancelled.state).toBe('cancelled');
     // Stopped: the queue no longer runs it, and no chunk is written after that.
     await notRunning(t, job.id);
     const chunks = await finishedChunks(t.ctx.dataDir, job.id);
-    expect(chunks, 'stopped before the end').toBeLessThan(N);
+    expect(chunks, 'stopped before the end').toBeLessThan(MANY);
     await new Promise((r) => setTimeout(r, 2500)); // past the first retry backoff (2 s)
     const after = (await getJob(t.ctx.db, job.id))!;
     expect(after, JSON.stringify(after)).toMatchObject({ state: 'cancelled', attempts: 1, result: null });
@@ -78,7 +88,7 @@ describe.each(modes)('job records (%s)', (mode) => {
   }, 180_000);
 
   it('cancels a queued job before it runs', async () => {
-    const first = await submitJob(t.ctx, 'extract', files(1));
+    const first = await submitJob(t.ctx, 'extract', files(1, many));
     const second = await submitJob(t.ctx, 'extract', files(1));
     await jobWhen(t.ctx, first.id, 'running', (j) => j.state === 'running');
     expect((await client.cancelJob(second.id)).state).toBe('cancelled');
