@@ -5,10 +5,11 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEnv, ROOT } from '../../src/config.ts';
 import { openDatabaseFor } from '../../src/db/client.ts';
-import { deleteCollection, getCollection } from '../../src/db/queries/collections.ts';
+import { getCollection } from '../../src/db/queries/collections.ts';
 import { countImagesByStatus } from '../../src/db/queries/images.ts';
-import { eventually, uniqueName } from '../support/context.ts';
+import { eventually } from '../support/context.ts';
 import { runMira, spawnMira, type MiraProcess } from '../support/mira-process.ts';
+import { privateDatabase } from '../support/private-services.ts';
 
 /**
  * `npm run demo` is `mira demo`: the README's first command. Here it runs as a user runs it, in a
@@ -123,25 +124,23 @@ describe('mira demo, embedded (PGlite, jobs in-process)', () => {
 
 const hasPostgres = Boolean(process.env.DATABASE_URL);
 describe.skipIf(!hasPostgres)('mira demo with DATABASE_URL (service mode; skipped: DATABASE_URL is not set)', () => {
-  const collection = uniqueName('demo');
-  const env = () => ({ ...base, MIRA_DATA_DIR: join(dir, 'service'), DATABASE_URL: process.env.DATABASE_URL!, REDIS_URL: '' });
-  afterAll(async () => {
-    if (!hasPostgres) return;
-    const database = await openDatabaseFor(loadEnv(env() as NodeJS.ProcessEnv));
-    const c = await getCollection(database.db, { name: collection });
-    if (c) await deleteCollection(database.db, c.id);
-    await database.close();
+  // A database of its own: in-process jobs would otherwise also run what other tests left pending.
+  let pg: Awaited<ReturnType<typeof privateDatabase>>;
+  beforeAll(async () => {
+    pg = await privateDatabase(process.env.DATABASE_URL!, 'mira_demo');
   });
+  afterAll(() => pg?.drop());
+  const env = () => ({ ...base, MIRA_DATA_DIR: join(dir, 'service'), DATABASE_URL: pg.url, REDIS_URL: '' });
 
   it('says it runs in service mode, ingests into Postgres, and adds nothing the second time (--json)', async () => {
-    const run = () => runMira(['demo', '--no-serve', '--n', '20', '--collection', collection, '--json'], env(), 300_000);
+    const run = () => runMira(['demo', '--no-serve', '--n', '20', '--json'], env(), 300_000);
     const first = await run();
     expect(first.code, shown(first)).toBe(0);
     expect(first.stderr, shown(first)).toContain('mira demo: service mode (DATABASE_URL is set), jobs in this process');
-    expect(JSON.parse(first.stdout), shown(first)).toMatchObject({ collection, added: 20, duplicates: 0, ready: 20 });
+    expect(JSON.parse(first.stdout), shown(first)).toMatchObject({ collection: 'demo', added: 20, duplicates: 0, ready: 20 });
     const second = await run();
     expect(second.code, shown(second)).toBe(0);
-    expect(JSON.parse(second.stdout), shown(second)).toMatchObject({ collection, added: 0, duplicates: 20, ready: 20 });
-    expect(await imageCounts(env(), collection)).toEqual({ ready: 20 });
+    expect(JSON.parse(second.stdout), shown(second)).toMatchObject({ collection: 'demo', added: 0, duplicates: 20, ready: 20 });
+    expect(await imageCounts(env(), 'demo')).toEqual({ ready: 20 });
   }, 300_000);
 });

@@ -45,9 +45,10 @@ export class EmbeddedBackend implements Backend {
     const deadline = Date.now() + timeoutMs;
     const { queue } = this.ctx;
     const stopped = () => signal?.aborted || Date.now() + POLL_MS > deadline;
-    if (queue instanceof InProcessJobQueue) {
-      // The jobs run here: follow them in the queue, not the database (PGlite has one connection,
-      // which they need), and count once they are done.
+    if (queue instanceof InProcessJobQueue && this.ctx.mode === 'embedded') {
+      // The jobs run here, on this store's own images: follow them in the queue, not the database
+      // (PGlite has one connection, which they need), and count once they are done. On a shared
+      // Postgres the queue also holds other collections' leftovers, so that waits on this run's rows.
       let idle = false;
       const done = queue.idle().then(() => void (idle = true));
       while (!idle && !stopped()) {
@@ -56,7 +57,7 @@ export class EmbeddedBackend implements Backend {
         await Promise.race([sleep(POLL_MS), done]);
       }
     }
-    // With Redis, workers elsewhere run the jobs: count in the database until they are done.
+    // Service mode (with Redis, workers elsewhere run the jobs): count this run's images until they are done.
     for (;;) {
       const counts = await this.statuses(collection, imageIds);
       onProgress?.(counts.ready + counts.failed);
