@@ -437,7 +437,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel a queued or running job
-         * @description A queued job is removed from the queue; a running one stops at its next check. A finished job answers 409.
+         * @description A queued job is removed from the queue; a running one, in any worker process, stops at its next check (within about a second) and is not retried. Ingest jobs (ids from uploads) cannot be cancelled: delete the image instead. A finished job answers 409.
          */
         post: operations["cancelJob"];
         delete?: never;

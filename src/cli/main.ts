@@ -4,8 +4,10 @@ import { EXIT_CODES_HELP, UsageError, type Command } from './command.ts';
 import { caption } from './commands/caption.ts';
 import { collections } from './commands/collections.ts';
 import { demo } from './commands/demo.ts';
+import { extract } from './commands/extract.ts';
 import { finetune } from './commands/finetune.ts';
 import { ingest } from './commands/ingest.ts';
+import { jobs } from './commands/jobs.ts';
 import { keys } from './commands/keys.ts';
 import { migrate } from './commands/migrate.ts';
 import { models } from './commands/models.ts';
@@ -13,7 +15,7 @@ import { search } from './commands/search.ts';
 import { serve } from './commands/serve.ts';
 import { worker } from './commands/worker.ts';
 
-const commands: Record<string, Command> = { serve, worker, demo, ingest, search, caption, models, collections, keys, migrate, finetune };
+const commands: Record<string, Command> = { serve, worker, demo, ingest, search, caption, models, collections, keys, migrate, finetune, extract, jobs };
 
 function help(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
@@ -29,6 +31,8 @@ function help(): string {
     '  mira search "a dog on a beach" --collection holidays --k 5',
     '  mira caption photo.jpg --method beam',
     '  mira finetune --collection holidays --wait   fine-tune its model on its captions',
+    '  mira extract --collection holidays --out ./features   embeddings.npy + items.jsonl, for Python',
+    '  mira jobs watch extract_0b6f…      follow a job with a progress bar; mira jobs list, mira jobs cancel ID',
     '  mira models import ./clip-onnx --out models/clip-b32',
     '  mira models activate mira-blip-scenes@2   re-extract the collections on other versions, then switch',
     '  mira collections rollback holidays          search it by its previous model version again',

@@ -1,7 +1,7 @@
 import type { Db } from '../db/client.ts';
-import { getJob, updateJob } from '../db/queries/jobs.ts';
+import { getJob, updateJob, type Job } from '../db/queries/jobs.ts';
 import { execute, type Outcome } from './execute.ts';
-import type { JobKind, JobRun, Processor, Progress } from './types.ts';
+import type { JobKind, JobQueue, JobRun, Processor, Progress } from './types.ts';
 
 /** How often a running try touches its record (heartbeat) and reads it for a cancel, and the most often it writes progress. */
 export const RECORD_POLL_MS = 1000;
@@ -142,4 +142,30 @@ function throttledProgress(db: Db, run: JobRun, intervalMs: number, onCancel: ()
     },
     final: () => (latest ? { progress: withRate(latest) } : {}),
   };
+}
+
+/** Cancel of a job that has already finished: the state it finished in. */
+export class JobAlreadyFinished extends Error {
+  constructor(readonly job: Job) {
+    super(`Job ${job.id} has already finished (${job.state}).`);
+  }
+}
+
+/**
+ * Cancels a queued or running job (the API's cancel and `mira jobs cancel`). The record first: a
+ * worker that picks the job up from now on skips it, and a running try, in this process or in
+ * another, sees it within RECORD_POLL_MS and stops at its next check. Then the queue drops it if
+ * it has not started. Cancelling a cancelled job returns it unchanged.
+ */
+export async function cancelJob(db: Db, queue: JobQueue, job: Job): Promise<Job> {
+  if (job.state === 'cancelled') return job;
+  if (job.state !== 'queued' && job.state !== 'running') throw new JobAlreadyFinished(job);
+  const cancelled = await updateJob(db, job.id, { state: 'cancelled', error: 'cancelled by request' }, { from: ['queued', 'running'] });
+  if (!cancelled) {
+    const now = await getJob(db, job.id);
+    if (now?.state === 'cancelled') return now;
+    throw new JobAlreadyFinished(now ?? job);
+  }
+  await queue.cancel(job.id);
+  return cancelled;
 }

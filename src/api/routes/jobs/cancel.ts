@@ -1,5 +1,5 @@
 import { createRoute } from '@hono/zod-openapi';
-import { updateJob } from '../../../db/queries/jobs.ts';
+import { cancelJob, JobAlreadyFinished } from '../../../jobs/records.ts';
 import { ApiError, errorResponses } from '../../errors.ts';
 import { requireScope } from '../../middleware/auth.ts';
 import { jsonContent } from '../../schemas.ts';
@@ -10,7 +10,9 @@ export const route = createRoute({
   operationId: 'cancelJob',
   tags: ['jobs'],
   summary: 'Cancel a queued or running job',
-  description: 'A queued job is removed from the queue; a running one stops at its next check. A finished job answers 409.',
+  description:
+    'A queued job is removed from the queue; a running one, in any worker process, stops at its next check (within about a second) and is not retried. ' +
+    'Ingest jobs (ids from uploads) cannot be cancelled: delete the image instead. A finished job answers 409.',
   method: 'post',
   path: '/v1/jobs/{id}/cancel',
   middleware: [requireScope('write')] as const,
@@ -26,13 +28,10 @@ export function registerCancelJob(app: App) {
   app.openapi(route, async (c) => {
     const { db, queue } = c.var.ctx;
     const job = await visibleJob(c, c.req.valid('param').id);
-    if (job.state === 'cancelled') return c.json(toJob(job), 200);
-    const finished = () => new ApiError('job_finished', `Job ${job.id} has already finished (${job.state}).`, { extensions: { state: job.state } });
-    if (job.state !== 'queued' && job.state !== 'running') throw finished();
-    // The record first: a worker that picks the job up now sees it cancelled.
-    const cancelled = await updateJob(db, job.id, { state: 'cancelled', error: 'cancelled by request' }, { from: ['queued', 'running'] });
-    if (!cancelled) throw finished();
-    await queue.cancel(job.id);
+    const cancelled = await cancelJob(db, queue, job).catch((err: unknown) => {
+      if (!(err instanceof JobAlreadyFinished)) throw err;
+      throw new ApiError('job_finished', err.message, { extensions: { state: err.job.state } });
+    });
     return c.json(toJob(cancelled), 200);
   });
 }
