@@ -71,6 +71,11 @@ function bounded<T>(work: Promise<T>, limits: InspectLimits): Promise<T> {
   return withDeadline(work, limits.decodeTimeoutMs, () => timeoutError(limits));
 }
 
+/** The dedupe key of an image: hex sha256 of its bytes as received. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
 /**
  * Validates and describes an image. Throws InferenceError (image_empty, image_too_many_bytes,
  * image_unsupported, image_corrupt, image_too_large) or IngestError decode_timeout.
@@ -78,7 +83,7 @@ function bounded<T>(work: Promise<T>, limits: InspectLimits): Promise<T> {
 export async function inspectImage(bytes: Uint8Array, limits: InspectLimits): Promise<InspectedImage> {
   const { img, thumbnail } = await bounded(render(bytes, limits, THUMBNAIL_SIDE), limits);
   return {
-    sha256: createHash('sha256').update(bytes).digest('hex'),
+    sha256: sha256Hex(bytes),
     mime: mimeOf(img.format, bytes),
     format: img.format,
     width: img.width,

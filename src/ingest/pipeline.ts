@@ -1,9 +1,9 @@
 import type { Db } from '../db/client.ts';
 import type { Collection } from '../db/queries/collections.ts';
-import { insertImage, type ImageStatus } from '../db/queries/images.ts';
+import { getImageBySha256, insertImage, type ImageStatus } from '../db/queries/images.ts';
 import type { JobQueue } from '../jobs/types.ts';
 import type { BlobStore } from '../storage/blob.ts';
-import { inspectImage } from './inspect.ts';
+import { inspectImage, sha256Hex } from './inspect.ts';
 import type { IngestLimits } from './limits.ts';
 import { readSource, type IngestSource, type SourceDeps } from './sources.ts';
 
@@ -40,9 +40,13 @@ export function parseIngestJobId(id: string): { collectionId: string; sha256: st
  * Accepts one image: read and validate it (bad input is refused here and leaves nothing behind),
  * store the original and the thumbnail durably, record the image (deduplicated on
  * collection + sha256) and queue the extraction. Returns only once all of that is durable.
+ * Bytes the collection already holds, extracted or failed, return the existing image before any
+ * decoding: ingesting a folder again costs a read and a hash per file.
  */
 export async function ingestImage(deps: IngestDeps, collection: Pick<Collection, 'id'>, src: IngestSource): Promise<IngestResult> {
   const read = await readSource(src, deps.limits, deps.sourceDeps);
+  const known = await getImageBySha256(deps.db, collection.id, sha256Hex(read.bytes));
+  if (known && known.status !== 'pending') return { imageId: known.id, sha256: known.sha256, created: false, status: known.status };
   const info = await inspectImage(read.bytes, deps.limits);
   await deps.blobs.put(read.bytes, 'original');
   await deps.blobs.put(info.thumbnail, 'thumbnail', info.sha256);
