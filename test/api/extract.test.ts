@@ -1,13 +1,21 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { MiraClient } from '../../sdk/src/index.ts';
 import { renderScene, sampleScenes } from '../../src/scenes/index.ts';
+import { sceneFolder } from '../jobs/helpers.ts';
 import { problemOf, unique, useServer } from './server.ts';
 
-const server = useServer();
+let root: string;
+/** The server reads files for extraction under this root, as for ingestion. */
+const server = useServer(async () => {
+  root = await sceneFolder(3, 9);
+  return { MIRA_INGEST_ROOT: root };
+});
+afterAll(() => rm(root, { recursive: true, force: true }));
 const data = MiraClient.data;
 const python = process.env.MIRA_PYTHON;
 
@@ -111,4 +119,42 @@ describe(`bulk extraction through the API (${server.mode})`, () => {
     expect(files.status).toBe(404);
     expect((await admin.listJobs({ limit: 200 })).items.length).toBe(before);
   });
+
+  it('reads files and URLs under the ingestion rules: refused ones go to failed.jsonl, the others are rows', async () => {
+    const { admin } = server();
+    const [a, b] = (await readdir(root)).sort();
+    const queued = await admin.extract({
+      entries: [{ path: a!, metadata: { album: 'x' } }, { url: 'http://127.0.0.1:9/x.png' }, { path: '../etc/passwd' }, { path: b! }],
+      chunkSize: 2,
+    });
+    expect(queued.collectionId).toBeNull();
+    const job = await admin.waitForJob(queued.id, { timeoutMs: 120_000 });
+    expect(job, JSON.stringify(job)).toMatchObject({ state: 'completed', result: { rows: 2, failed: 2, total: 4 } });
+    const failed = (await (await admin.downloadJobFile(job.id, 'failed.jsonl')).text()).trim().split('\n').map((l) => JSON.parse(l) as { error: { code: string }; line: number });
+    expect(failed.map((f) => [f.line, f.error.code])).toEqual([
+      [2, 'address_refused'],
+      [3, 'path_outside_root'],
+    ]);
+    const items = (await (await admin.downloadJobFile(job.id, 'items.jsonl')).text()).trim().split('\n').map((l) => JSON.parse(l) as { row: number; file: string; sha256: string; imageId: null; metadata: object });
+    const bytes = await Promise.all([a!, b!].map((f) => readFile(`${root}/${f}`)));
+    expect(items.map((i) => [i.row, i.file.endsWith(i.row === 0 ? a! : b!), i.sha256, i.imageId])).toEqual([
+      [0, true, createHash('sha256').update(bytes[0]!).digest('hex'), null],
+      [1, true, createHash('sha256').update(bytes[1]!).digest('hex'), null],
+    ]);
+    expect(items[0]!.metadata).toEqual({ album: 'x' });
+    const npy = parseNpy(Buffer.from(await (await admin.downloadJobFile(job.id, 'embeddings.npy')).arrayBuffer()));
+    const emb = await data(admin.api.POST('/v1/embeddings', { body: { images: bytes.map((x) => x.toString('base64')) } }));
+    for (let r = 0; r < 2; r++) expect(Math.max(...emb.images[r]!.map((v, j) => Math.abs(v - npy.rows[r]![j]!)))).toBeLessThan(1e-5);
+  }, 180_000);
+
+  it('fails a job whose path leads outside the root once, without retrying, and keys limited to collections must name one', async () => {
+    const { admin, client } = server();
+    const job = await admin.waitForJob((await admin.extract({ path: '/etc' })).id, { timeoutMs: 60_000 });
+    expect(job, JSON.stringify(job)).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(job.error).toMatch(/^path_outside_root: /);
+    const col = await data(admin.api.POST('/v1/collections', { body: { name: unique('extract-limited'), embedder: server().ctx.defaultModel.id } }));
+    const limited = await client(['write', 'read'], [col.id]);
+    const p = await problemOf(limited.extract({ path: 'x.png' }));
+    expect(p.status, JSON.stringify(p.problem)).toBe(403);
+  }, 120_000);
 });
