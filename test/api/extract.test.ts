@@ -158,4 +158,16 @@ describe(`bulk extraction through the API (${server.mode})`, () => {
     const p = await problemOf(limited.extract({ path: 'x.png' }));
     expect(p.status, JSON.stringify(p.problem)).toBe(403);
   }, 120_000);
+
+  it("captions files with the model's captioner when asked, with the caption's token ids", async () => {
+    const { admin } = server();
+    const [a] = (await readdir(root)).sort();
+    const job = await admin.waitForJob((await admin.extract({ entries: [{ path: a! }], captions: true })).id, { timeoutMs: 120_000 });
+    expect(job.state, JSON.stringify(job)).toBe('completed');
+    const [item] = (await (await admin.downloadJobFile(job.id, 'items.jsonl')).text()).trim().split('\n').map((l) => JSON.parse(l) as { caption: string; captionTokens: number[] });
+    expect(typeof item!.caption, JSON.stringify(item)).toBe('string');
+    expect(item!.caption.length).toBeGreaterThan(0);
+    expect(item!.captionTokens.length, JSON.stringify(item)).toBeGreaterThan(0);
+    expect(item!.captionTokens.every((t) => Number.isInteger(t) && t >= 0)).toBe(true);
+  }, 120_000);
 });
