@@ -8,6 +8,8 @@ import type { AppContext } from '../context.ts';
 import { NotFound } from '../db/errors.ts';
 import { getCollection } from '../db/queries/collections.ts';
 import { getJob, type Job } from '../db/queries/jobs.ts';
+import { listModels } from '../db/queries/models.ts';
+import { toModel, type Model } from '../api/routes/models/schema.ts';
 import { activateModel, startReextraction } from '../reextract/start.ts';
 import { deleteVersion, rollbackVersion } from '../reextract/versions.ts';
 import { UsageError } from './command.ts';
@@ -31,6 +33,8 @@ export interface CollectionView {
 export interface VersionOps {
   /** Jobs run in this process (embedded without Redis): the command must wait for them. */
   readonly runsJobsHere: boolean;
+  /** Registered models, oldest first, as GET /v1/models answers. */
+  models(): Promise<Model[]>;
   activate(modelId: string): Promise<{ model: string; jobs: JobView[] }>;
   reextract(collection: string, modelId: string): Promise<JobView>;
   rollback(collection: string): Promise<CollectionView>;
@@ -91,6 +95,10 @@ class LocalVersions implements VersionOps {
     return c;
   }
 
+  async models() {
+    return (await listModels(this.ctx.db)).map(toModel);
+  }
+
   async activate(modelId: string) {
     const { model, reextractions } = await activateModel(this.ctx, modelId).catch(unknownModel);
     return { model: model.id, jobs: reextractions.map((r) => jobView(r.job, r.collection.name)) };
@@ -140,6 +148,10 @@ class ApiVersions implements VersionOps {
     const c = items.find((i) => i.name === name);
     if (!c) throw new UsageError(`no collection named ${name}`);
     return c;
+  }
+
+  async models() {
+    return (await MiraClient.data(this.client.api.GET('/v1/models'))).items;
   }
 
   async activate(modelId: string) {
