@@ -1,13 +1,16 @@
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job, MiraClient } from '../../sdk/src/index.ts';
 import { createCollection, deleteCollection, getCollection } from '../../src/db/queries/collections.ts';
 import { getJob, listJobs } from '../../src/db/queries/jobs.ts';
 import { getActiveModel, listModels, type Model } from '../../src/db/queries/models.ts';
+import { createKey } from '../../src/api/keys.ts';
 import { startFinetune } from '../../src/finetune/start.ts';
 import { problemOf, unique, useServer } from '../api/server.ts';
 import { eventually, testContext, type TestContext } from '../support/context.ts';
+import { runMira } from '../support/mira-process.ts';
 import { fakeTrainer, finetunableModel, sceneCollection, type FakeMode, type SceneCollection } from './finetune-helpers.ts';
 
 /**
@@ -147,6 +150,31 @@ describe(`fine-tuning failures (${server.mode} mode)`, () => {
     expect(job.state, JSON.stringify(job)).toBe('cancelled');
     await eventually('work files removed', async () => ((await readdir(join(server().ctx.dataDir, 'finetune')).catch(() => [])).length === 0 ? true : undefined));
     await expectUntouched(job);
+  });
+
+  it('runs from `mira finetune --pairs FILE --api URL --wait`, and names the bad line of a pairs file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mira-finetune-cli-'));
+    try {
+      const { key } = await createKey(server().db, { name: unique('cli-key'), scopes: ['admin'], collections: null });
+      const env = { MIRA_API_URL: server().url, MIRA_API_KEY: key };
+      const file = join(dir, 'pairs.jsonl');
+      const lines = [...scenes.scenes].map(([id, r]) => JSON.stringify({ image: id, captions: r.captions }));
+      await writeFile(file, `${lines[0]}\n${JSON.stringify({ image: 'missing.png', caption: 'a red circle' })}\n`);
+      const bad = await runMira(['finetune', '--collection', scenes.collection.name, '--pairs', file], env);
+      expect(bad.code, bad.stderr).toBe(2);
+      expect(bad.stderr).toContain(`${file}:2: field "image"`);
+
+      await fake.setMode('no-gain');
+      await writeFile(file, lines.join('\n') + '\n');
+      const run = await runMira(['finetune', '--collection', scenes.collection.name, '--pairs', file, '--steps', '5', '--wait', '--json'], env);
+      expect(run.code, run.stderr).toBe(0);
+      const job = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as Job;
+      const pairs = [...scenes.scenes.values()].reduce((n, r) => n + r.captions.length, 0);
+      expect(job, run.stdout).toMatchObject({ kind: 'finetune', state: 'completed', result: { registered: false, pairs } });
+      await expectUntouched(job);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('registers an improved version and starts re-extraction when asked', async () => {

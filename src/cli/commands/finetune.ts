@@ -8,11 +8,10 @@ import { MAX_PAIRS } from '../../finetune/payload.ts';
 import { finetuneRequest, FinetuneRefused, startFinetune, type FinetuneRequest } from '../../finetune/start.ts';
 import { sha256Hex } from '../../storage/blob.ts';
 import { apiFlags, apiHelp } from '../backend.ts';
-import { intFlag, parse, UsageError, type Command } from '../command.ts';
-import { progressBar } from '../progress.ts';
+import type { ApiBackend } from '../backends/api.ts';
+import { EXIT_INTERRUPTED, intFlag, interruptSignal, parse, UsageError, type Command } from '../command.ts';
 import { toJob } from '../../api/routes/jobs/schema.ts';
-
-const FINISHED = new Set(['completed', 'failed', 'cancelled', 'lost']);
+import { followJob, jobExitCode, type JobsBackend } from './jobs.ts';
 
 export const finetune: Command = {
   summary: "fine-tune a collection's BLIP model on its captions or on a JSONL of pairs",
@@ -29,9 +28,13 @@ Pairs: the collection's captions (a caption set as metadata.caption wins over th
 [...]) where "image" is an image id, the sha256 of an image's bytes, or a path (relative to FILE)
 to a file whose bytes are already in the collection.
 
---wait follows the job with a progress bar (always, when the jobs run in this process).
+--wait follows the job with a progress bar of its steps on stderr (always when the jobs run in
+this process: embedded, no Redis); Ctrl-C stops waiting.
 ${apiHelp}
-Exit codes: 0 done (registered or not), 1 the job failed, 2 bad usage or input.
+--json: the job as one JSON line at the end (with --wait, one {id, state, progress} line per
+change before it).
+Exit codes: 0 queued (without --wait) or completed (registered or not), 1 the job failed, was
+cancelled or lost, 2 bad usage or input (the file and line, or the field), 130 interrupted.
 
 examples:
   mira finetune --collection scenes --steps 300 --wait
@@ -74,9 +77,16 @@ examples:
     try {
       let job = await backend.start(values.collection, parsed.data);
       if (!values.json) console.error(`${values.collection}: fine-tuning in job ${job.id}`);
-      if (values.wait || backend.runsJobsHere) job = await backend.follow(job, !values.json);
+      if (values.wait || backend.runsJobsHere) {
+        const stop = interruptSignal();
+        try {
+          job = await followJob(backend, job, { json: values.json, signal: stop.signal, label: 'fine-tuning steps' });
+        } finally {
+          stop.release();
+        }
+      }
       print(job, values.json);
-      return job.state === 'failed' || job.state === 'lost' || job.state === 'cancelled' ? 1 : 0;
+      return job.state === 'queued' || job.state === 'running' ? (values.wait || backend.runsJobsHere ? EXIT_INTERRUPTED : 0) : jobExitCode(job);
     } finally {
       await backend.close();
     }
@@ -125,12 +135,8 @@ async function hashFile(path: string, where: string): Promise<string> {
   return sha256Hex(bytes);
 }
 
-interface FinetuneBackend {
-  /** Jobs run in this process (embedded, no Redis): the command must wait for them. */
-  readonly runsJobsHere: boolean;
+interface FinetuneBackend extends Pick<JobsBackend, 'runsJobsHere' | 'get' | 'close'> {
   start(collection: string, req: FinetuneRequest): Promise<Job>;
-  follow(job: Job, showProgress: boolean): Promise<Job>;
-  close(): Promise<void>;
 }
 
 async function openFinetuneBackend(api: string | undefined): Promise<FinetuneBackend> {
@@ -140,7 +146,9 @@ async function openFinetuneBackend(api: string | undefined): Promise<FinetuneBac
     return localBackend(await createContext({ role: 'cli' }));
   }
   if (!/^https?:\/\/[^/]/i.test(url)) throw new UsageError(`--api must be an http(s) URL, got "${url}"`);
-  return apiBackend(new MiraClient({ baseUrl: url, ...(process.env.MIRA_API_KEY ? { apiKey: process.env.MIRA_API_KEY } : {}) }));
+  const key = process.env.MIRA_API_KEY || undefined;
+  const { ApiBackend } = await import('../backends/api.ts');
+  return apiBackend(new MiraClient({ baseUrl: url, ...(key ? { apiKey: key } : {}) }), new ApiBackend(url, key));
 }
 
 function localBackend(ctx: AppContext): FinetuneBackend {
@@ -155,35 +163,22 @@ function localBackend(ctx: AppContext): FinetuneBackend {
       });
       return toJob(row);
     },
-    follow: (job, show) => followJob(job, show, async (id) => toJob((await getJob(ctx.db, id))!)),
+    get: async (id) => toJob((await getJob(ctx.db, id))!),
     close: () => ctx.close(),
   };
 }
 
-function apiBackend(client: MiraClient): FinetuneBackend {
+function apiBackend(client: MiraClient, named: ApiBackend): FinetuneBackend {
   return {
     runsJobsHere: false,
     async start(name, req) {
-      const { items } = await MiraClient.data(client.api.GET('/v1/collections'));
-      const collection = items.find((c) => c.name === name);
+      const collection = await named.collection(name, { create: false });
       if (!collection) throw new UsageError(`--collection: no collection named ${name}`);
       return client.finetune({ ...req, collection: collection.id });
     },
-    follow: (job, show) => followJob(job, show, (id) => client.getJob(id)),
+    get: (id) => client.getJob(id),
     async close() {},
   };
-}
-
-/** Polls the job until it finishes, with a progress bar of its steps on stderr. */
-async function followJob(job: Job, show: boolean, get: (id: string) => Promise<Job>): Promise<Job> {
-  const bar = progressBar('fine-tuning steps', job.progress.total, { enabled: show });
-  while (!FINISHED.has(job.state)) {
-    await new Promise((r) => setTimeout(r, 500));
-    job = await get(job.id);
-    bar.update(job.progress.done, job.progress.total);
-  }
-  bar.done();
-  return job;
 }
 
 function print(job: Job, json: boolean): void {

@@ -146,7 +146,7 @@ function usageOn404(err: unknown): never {
  * terminal), or with `json` one JSON line on stdout per change. Resolves with the finished job,
  * or with the job as it stands when `signal` aborts.
  */
-export async function followJob(backend: JobsBackend, job: Job, opts: { json: boolean; signal?: AbortSignal; label?: string }): Promise<Job> {
+export async function followJob(backend: Pick<JobsBackend, 'get'>, job: Job, opts: { json: boolean; signal?: AbortSignal; label?: string }): Promise<Job> {
   const bar = progressBar(opts.label ?? `${job.kind} ${job.id}`, job.progress.total, { enabled: !opts.json });
   let last = '';
   for (;;) {
