@@ -22,6 +22,9 @@ export class VectorIndex {
   private dirtySince: number | undefined;
   private compaction: Promise<void> | undefined;
   private fileBytes = 0;
+  /** catchUp: the highest number a full sync has caught up to, and the syncs under way. */
+  private caughtUpTo = 0;
+  private readonly catchingUp = new Map<number, Promise<void>>();
   private readonly follower = new Follower(this);
 
   private constructor(
@@ -64,6 +67,24 @@ export class VectorIndex {
 
   get lastApplied(): number {
     return this.horizon.safe;
+  }
+
+  /**
+   * Makes sure every change numbered up to `seq`, committed before this call, is in the index: one
+   * full sync started now reads them all (a follow tick that began earlier may have missed the
+   * newest). Called once per `seq` however many searches ask at the same time.
+   */
+  catchUp(seq: number): Promise<void> {
+    if (this.horizon.safe >= seq || this.caughtUpTo >= seq) return Promise.resolve();
+    let pending = this.catchingUp.get(seq);
+    if (!pending) {
+      pending = this.sync().then(() => {
+        this.caughtUpTo = Math.max(this.caughtUpTo, seq);
+      });
+      pending.finally(() => this.catchingUp.delete(seq)).catch(() => undefined);
+      this.catchingUp.set(seq, pending);
+    }
+    return pending;
   }
 
   /** Which (collection, model) this index serves. */

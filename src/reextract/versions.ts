@@ -8,7 +8,7 @@ import { and, eq, isNull, sql } from 'drizzle-orm';
 import { rowsOf, type Db } from '../db/client.ts';
 import { NotFound } from '../db/errors.ts';
 import type { Collection } from '../db/queries/collections.ts';
-import { lockChanges } from '../db/queries/embeddings.ts';
+import { lastChangeSeq, lockChanges } from '../db/queries/embeddings.ts';
 import { getJob } from '../db/queries/jobs.ts';
 import { getModel } from '../db/queries/models.ts';
 import { collections, embeddings } from '../db/schema/index.ts';
@@ -123,11 +123,13 @@ export async function switchVersion(db: Db, p: { collectionId: string; to: strin
     const model = await getModel(tx, p.to);
     if (!model) throw new NotFound('model', p.to);
     const rerankerFollows = c.reranker === c.embedder && !!graphsOf(model.manifest).itm;
+    const switchedAtSeq = await lastChangeSeq(tx, { collectionId: p.collectionId, modelId: p.to });
     const [row] = await tx
       .update(collections)
       .set({
         embedder: p.to,
         previousEmbedder: c.embedder,
+        switchedAtSeq,
         dim: model.embedDim,
         ...(rerankerFollows ? { reranker: p.to } : {}),
         ...(p.from === 'pending' || c.pendingEmbedder === p.to ? { pendingEmbedder: null, pendingJobId: null } : {}),

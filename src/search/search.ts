@@ -65,6 +65,8 @@ export async function search(deps: SearchDeps, req: SearchRequest): Promise<Sear
   const embedder = await deps.runtime(collection.embedder);
   const { vector, exclude } = await queryVector(deps, embedder, req);
   const index = await deps.indexes.get(collection.id, collection.embedder);
+  // Just switched to another version: this process may follow its index a moment behind; catch up first.
+  if (collection.switchedAtSeq) await index.catchUp(collection.switchedAtSeq);
   const allowed = req.filter ? await allowedLabels(deps.db, collection.id, collection.embedder, req.filter) : undefined;
   const hits = index
     .search(vector, candidates + (exclude ? 1 : 0), { ...(allowed ? { allowedLabels: allowed } : {}), ...(req.ef ? { ef: req.ef } : {}) })

@@ -1,4 +1,4 @@
-import { integer, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { bigint, integer, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import { models } from './models.ts';
 
 export const collections = pgTable('collections', {
@@ -15,6 +15,12 @@ export const collections = pgTable('collections', {
   pendingJobId: text('pending_job_id'),
   /** The version searched before the last switch: kept complete by ingest, the target of a rollback. */
   previousEmbedder: text('previous_embedder').references(() => models.id),
+  /**
+   * The newest change number of `embedder`'s rows when the last switch (or rollback) committed. A
+   * process whose index of `embedder` has read less than this catches up before it answers, so
+   * the first searches after a switch never see a partly followed index.
+   */
+  switchedAtSeq: bigint('switched_at_seq', { mode: 'number' }),
   dim: integer('dim').notNull(),
   hnswM: integer('hnsw_m').notNull().default(16),
   hnswEfConstruction: integer('hnsw_ef_construction').notNull().default(200),

@@ -1,0 +1,1 @@
+ALTER TABLE "collections" ADD COLUMN "switched_at_seq" bigint;
