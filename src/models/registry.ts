@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { readManifest } from '../inference/bundle.ts';
 import type { Manifest } from '../inference/manifest.ts';
 import type { Db } from '../db/client.ts';
-import { registerModel, type Model } from '../db/queries/models.ts';
+import { registerModel, setModelPath, type Model } from '../db/queries/models.ts';
 import { InferencePool } from '../inference/pool.ts';
 import { Runtime, type RuntimeOptions } from '../inference/runtime.ts';
 
@@ -20,12 +21,19 @@ export async function bundleChecksum(dir: string, manifest?: Manifest): Promise<
   return hash.digest('hex');
 }
 
-/** Registers a bundle folder (idempotent for the same bytes; a changed bundle under an old version is a Conflict). */
+/**
+ * Registers a bundle folder (idempotent for the same bytes; a changed bundle under an old version is
+ * a Conflict). The same bytes registered from a new folder while the recorded one is gone (the
+ * install moved, a checkout was deleted) move the record to the new folder.
+ */
 export async function registerBundle(db: Db, dir: string): Promise<{ model: Model; created: boolean }> {
   const path = resolve(dir);
   const manifest = await readManifest(path);
   const checksum = await bundleChecksum(path, manifest);
-  return registerModel(db, { name: manifest.name, version: manifest.version, family: manifest.family, path, checksum, embedDim: manifest.embedDim, manifest });
+  const r = await registerModel(db, { name: manifest.name, version: manifest.version, family: manifest.family, path, checksum, embedDim: manifest.embedDim, manifest });
+  if (r.created || r.model.path === path) return r;
+  const stillThere = await access(join(r.model.path, 'manifest.json')).then(() => true, () => false);
+  return stillThere ? r : { model: await setModelPath(db, r.model.id, path), created: false };
 }
 
 /**

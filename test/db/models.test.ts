@@ -6,6 +6,8 @@ import { createCollection, deleteCollection, getCollection, listCollections } fr
 import { getActiveModel, getModel, listModels, registerModel, setActiveModel, type NewModel } from '../../src/db/queries/models.ts';
 import { models } from '../../src/db/schema/index.ts';
 import type { Db } from '../../src/db/client.ts';
+import { registerBundle } from '../../src/models/registry.ts';
+import { bundleCopy } from '../inference/helpers.ts';
 import { dbModes, ownCollection, suffix, useDatabase } from './modes.ts';
 
 const bundle = (name: string, checksum = randomUUID()): NewModel => ({
@@ -42,6 +44,24 @@ describe.each(dbModes)('models and collections, $mode', (m) => {
         expect(first.model.id).toBe(`${b.name}@2`);
         expect((await listModels(db())).map((x) => x.id)).toContain(first.model.id);
         expect(await getModel(db(), first.model.id)).toEqual(first.model);
+      });
+    });
+
+    it('the same bundle bytes from a new folder move the record only when the recorded folder is gone', async () => {
+      const name = `moved-${suffix()}`;
+      const a = await bundleCopy((mf) => Object.assign(mf, { name, version: '1' }));
+      const b = await bundleCopy((mf) => Object.assign(mf, { name, version: '1' }));
+      await withModels(db(), [`${name}@1`], async () => {
+        try {
+          expect((await registerBundle(db(), a.dir)).model.path).toBe(a.dir);
+          expect((await registerBundle(db(), b.dir)).model.path, 'the first folder still holds it').toBe(a.dir);
+          await a.cleanup();
+          const moved = await registerBundle(db(), b.dir);
+          expect(moved).toMatchObject({ created: false, model: { path: b.dir } });
+          expect((await getModel(db(), `${name}@1`))?.path).toBe(b.dir);
+        } finally {
+          await Promise.all([a.cleanup(), b.cleanup()]);
+        }
       });
     });
 

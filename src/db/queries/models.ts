@@ -31,6 +31,13 @@ export async function registerModel(db: Db, model: NewModel): Promise<{ model: M
   return { model: existing, created: false };
 }
 
+/** Points a registered model at another folder holding the same bytes (the old one is gone). */
+export async function setModelPath(db: Db, id: string, path: string): Promise<Model> {
+  const [row] = await db.update(models).set({ path }).where(eq(models.id, id)).returning(columns);
+  if (!row) throw new NotFound('model', id);
+  return row;
+}
+
 export async function getModel(db: Db, id: string): Promise<Model | undefined> {
   const [row] = await db.select(columns).from(models).where(eq(models.id, id));
   return row;
