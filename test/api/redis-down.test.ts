@@ -9,6 +9,7 @@ import { ingestJobId } from '../../src/ingest/pipeline.ts';
 import { BullJobQueue } from '../../src/jobs/bull.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import { eventually, testContext, type TestContext } from '../support/context.ts';
+import { privateDatabase } from '../support/private-services.ts';
 import { noRedisServer, privateRedis, type PrivateRedis } from '../support/redis-server.ts';
 import { problemOf, unique } from './server.ts';
 
@@ -28,6 +29,9 @@ const png = () =>
  */
 describe.skipIf(!!skip)('with Redis down', () => {
   let redis: PrivateRedis;
+  // Its own database too: a worker on a fresh Redis requeues every pending image it finds, and the
+  // shared test database holds other files' (a close then waits for all of them).
+  let pg: Awaited<ReturnType<typeof privateDatabase>> | undefined;
   let test: TestContext | undefined;
   let server: RunningServer | undefined;
   let client: MiraClient;
@@ -36,7 +40,8 @@ describe.skipIf(!!skip)('with Redis down', () => {
   beforeAll(async () => {
     redis = await privateRedis();
     await redis.start();
-    test = await testContext('service', { REDIS_URL: redis.url });
+    pg = await privateDatabase(process.env.DATABASE_URL!, 'mira_redis_down');
+    test = await testContext('service', { REDIS_URL: redis.url, DATABASE_URL: pg.url });
     server = await startServer(test.ctx, { host: '127.0.0.1', port: 0 });
     const { key } = await createKey(test.ctx.db, { name: unique('redis-down'), scopes: ['admin'], collections: null });
     client = new MiraClient({ baseUrl: server.url, apiKey: key });
@@ -50,6 +55,7 @@ describe.skipIf(!!skip)('with Redis down', () => {
     await redis?.start();
     await test?.stop();
     await redis?.stop();
+    await pg?.drop();
   }, 60_000);
 
   it('an upload answers 503 queue_unavailable within 2 s, and the same bytes are queued once Redis is back', async () => {
