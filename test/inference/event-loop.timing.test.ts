@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Runtime } from '../../src/inference/runtime.ts';
 import { fakePixels, TINY_BLIP } from './helpers.ts';
