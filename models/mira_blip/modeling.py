@@ -44,6 +44,13 @@ class BlipVisionConfig:
     intermediate_size: int = 3072
     layer_norm_eps: float = 1e-6
     qkv_bias: bool = True
+    # Mira's small models only (real BLIP checkpoints have none): channel widths of a convolutional
+    # stem that replaces the single patch convolution, e.g. (32, 64) with patch 8: three 3x3
+    # stride-2 convolutions 3 -> 32 -> 64 -> hidden_size, GELU between them, the last one named
+    # patch_embedding. Same token grid (image_size / patch_size)^2; overlapping receptive fields
+    # (15 px at patch 8) let a from-scratch ViT see a small object whole ("Early convolutions help
+    # transformers see better", Xiao et al., 2021).
+    conv_stem: tuple = ()
 
     @property
     def num_positions(self) -> int:
@@ -110,11 +117,24 @@ class BlipVisionEmbeddings(nn.Module):
     def __init__(self, c: BlipVisionConfig):
         super().__init__()
         self.class_embedding = nn.Parameter(torch.zeros(1, 1, c.hidden_size))
-        self.patch_embedding = nn.Conv2d(3, c.hidden_size, kernel_size=c.patch_size, stride=c.patch_size)
+        stem = list(c.conv_stem or ())
+        if stem:
+            if 2 ** (len(stem) + 1) != c.patch_size:
+                raise ValueError(f'conv_stem {stem}: {len(stem) + 1} stride-2 convolutions make patch {2 ** (len(stem) + 1)}, not {c.patch_size}')
+            layers, cin = [], 3
+            for ch in stem:
+                layers += [nn.Conv2d(cin, ch, kernel_size=3, stride=2, padding=1), nn.GELU()]
+                cin = ch
+            self.stem = nn.Sequential(*layers)
+            self.patch_embedding = nn.Conv2d(cin, c.hidden_size, kernel_size=3, stride=2, padding=1)
+        else:
+            self.stem = None
+            self.patch_embedding = nn.Conv2d(3, c.hidden_size, kernel_size=c.patch_size, stride=c.patch_size)
         self.position_embedding = nn.Parameter(torch.zeros(1, c.num_positions, c.hidden_size))
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embedding(pixel_values).flatten(2).transpose(1, 2)  # [B, N-1, D]
+        x = pixel_values if self.stem is None else self.stem(pixel_values)
+        x = self.patch_embedding(x).flatten(2).transpose(1, 2)  # [B, N-1, D]
         cls = self.class_embedding.expand(x.shape[0], -1, -1)
         return torch.cat([cls, x], dim=1) + self.position_embedding
 

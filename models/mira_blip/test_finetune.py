@@ -1,5 +1,6 @@
-"""Smoke test of the fine-tuning entry point, in seconds: a tiny random BLIP bundle, twelve drawn
-images, three steps; then the exit codes for bad input.
+"""Smoke test of the fine-tuning entry point, in seconds: a tiny random BLIP bundle (with the
+convolutional stem of Mira's default model), twelve drawn images, three steps, the parity check of
+the fine-tuned bundle's graphs against PyTorch; then the exit codes for bad input.
 
     cd models && /usr/bin/python3 -m mira_blip.test_finetune
 """
@@ -23,7 +24,7 @@ def make_bundle(root: Path) -> Path:
     words = ['a', 'picture', 'of', 'red', 'green', 'blue', 'yellow', 'square', 'circle', 'small', 'large']
     tj = toks.from_words(words)
     a = argparse.Namespace(image_size=32, patch=16, vision_width=32, vision_layers=1, heads=2, mlp_ratio=2, text_width=32,
-                           text_layers=1, max_len=16, embed_dim=16)
+                           text_layers=1, max_len=16, embed_dim=16, conv_stem=[4, 8, 8])
     cfg = model_config(a, tj)
     model = build_model(cfg, True, 0).eval()
     save_weights(model, cfg, tj, root / 'w')
@@ -77,6 +78,13 @@ def main() -> int:
         assert m['name'] == 'tiny' and m['version'] == '2', (m['name'], m['version'])
         assert (out / 'weights' / 'retrieval.safetensors').is_file() and (out / 'decoder.onnx').is_file()
         assert m['about']['fineTuned']['steps'] == 3
+        assert json.loads((out / 'weights' / 'config.json').read_text())['vision']['conv_stem'] == [4, 8, 8]
+
+        from .parity_check import main as parity
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = parity(['--bundle', str(out)])
+        assert code == 0 and buf.getvalue().rstrip().endswith('PASS'), buf.getvalue()[-2000:]
 
         bad = root / 'bad.jsonl'
         cases = {

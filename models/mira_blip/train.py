@@ -56,6 +56,7 @@ def model_config(a, tj: dict) -> dict:
             'image_size': a.image_size, 'patch_size': a.patch, 'hidden_size': a.vision_width,
             'num_hidden_layers': a.vision_layers, 'num_attention_heads': a.heads,
             'intermediate_size': a.vision_width * a.mlp_ratio, 'layer_norm_eps': 1e-6, 'hidden_act': 'gelu', 'qkv_bias': True,
+            **({'conv_stem': list(a.conv_stem)} if getattr(a, 'conv_stem', None) else {}),
         },
         'text': {
             'vocab_size': toks.vocab_size(tj), 'hidden_size': a.text_width, 'num_hidden_layers': a.text_layers,
@@ -87,6 +88,10 @@ def init_weights(model: torch.nn.Module, std: float = 0.02) -> None:
             m.weight.fill_(1.0)
             m.bias.zero_()
     emb = model.vision_model.embeddings
+    if emb.stem is not None:  # no normalization inside the stem: He init keeps its activations at unit scale
+        for m in emb.stem.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity='relu')
     emb.class_embedding.normal_(0, std)
     emb.position_embedding.normal_(0, std)
     model.text_decoder.cls.predictions.bias.zero_()
@@ -142,12 +147,16 @@ def lm_loss(lm_logits: torch.Tensor, b: dict) -> torch.Tensor:
     return F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), b['lm_labels'][:, 1:].reshape(-1), ignore_index=-100, label_smoothing=0.1)
 
 
-def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True, itm: bool = True):
+def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True, itm: bool = True, itc_negatives: bool = False, itm_rows: int = 0):
     """BLIP's three losses on one batch. Returns (dict of scalar losses, stats).
     b: pixels (uint8, normalized here with CLIP mean/std) or pixel_values (already normalized), key
     (same key = positive pair), ids/mask ([CLS] first), lm_ids/lm_mask/lm_labels, optional neg_*.
-    `vocab` only needs `.enc`. lm=False skips the captioning loss, itm=False the matching loss (the
-    entry is then 0)."""
+    `vocab` only needs `.enc` (and `.cls` with itc_negatives). lm=False skips the captioning loss,
+    itm=False the matching loss (the entry is then 0). itc_negatives: each image's row of the
+    image->text ITC softmax gets one more column, its own swapped-caption negative (an addition to
+    BLIP, as NegCLIP does): the image feature must then encode what the swap changed (which color
+    or size goes with which shape, the relation, and with --shape-negatives the shapes), which
+    random in-batch captions, already different in color, never ask of it."""
     key = b['key']
     pos = key[:, None] == key[None, :]  # same scene = positive (BLIP retrieval's idx rule)
     with autocast(device, amp):
@@ -157,7 +166,20 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
     img_feat, txt_feat = img_feat.float(), txt_feat.float()
     sim_i2t, sim_t2i = model.itc_logits(img_feat, txt_feat)
     tgt = pos.float() / pos.float().sum(1, keepdim=True)
-    l_itc = (-(F.log_softmax(sim_i2t, 1) * tgt).sum(1).mean() - (F.log_softmax(sim_t2i, 1) * tgt).sum(1).mean()) / 2
+    i2t = sim_i2t
+    if itc_negatives and 'neg_ids' in b:
+        neg_cls = b['neg_ids'].clone()
+        neg_cls[:, 0] = vocab.cls
+        with autocast(device, amp):
+            neg_feat = model.text_feat(neg_cls, b['neg_mask']).float()
+        nr = b['neg_rows']
+        extra = torch.full((sim_i2t.shape[0], 1), -1e4, device=sim_i2t.device)  # not -inf: 0 * -inf is nan in the loss
+        extra[nr, 0] = (img_feat[nr] * neg_feat).sum(1) / model.temp.clamp(0.001, 0.5)
+        i2t = torch.cat([sim_i2t, extra], 1)
+        tgt_i2t = F.pad(tgt, (0, 1))
+    else:
+        tgt_i2t = tgt
+    l_itc = (-(F.log_softmax(i2t, 1) * tgt_i2t).sum(1).mean() - (F.log_softmax(sim_t2i, 1) * tgt).sum(1).mean()) / 2
 
     n = key.shape[0]
     if not itm:
@@ -177,16 +199,23 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
         w_t2i[~ok] = 1.0
         neg_txt = torch.multinomial(w_i2t.cpu(), 1, generator=gen).squeeze(1).to(key.device)
         neg_img = torch.multinomial(w_t2i.cpu(), 1, generator=gen).squeeze(1).to(key.device)
+    # ITM on the first `itm_rows` rows only (all when 0): its pairs run the cross-attention encoder
+    # and cost more than the rest of the step; the negatives are still mined from the whole batch.
+    m = n if not itm_rows or itm_rows >= n else itm_rows
+    ok = ok.clone()
+    ok[m:] = False
     enc_ids = b['ids'].clone()
     enc_ids[:, 0] = vocab.enc
-    ids_parts = [enc_ids, enc_ids[ok], enc_ids[neg_txt][ok]]
-    mask_parts = [b['mask'], b['mask'][ok], b['mask'][neg_txt][ok]]
-    img_idx = [torch.arange(n, device=key.device), neg_img[ok], torch.arange(n, device=key.device)[ok]]
-    n_pos = n
+    rows = torch.arange(n, device=key.device)
+    ids_parts = [enc_ids[:m], enc_ids[ok], enc_ids[neg_txt][ok]]
+    mask_parts = [b['mask'][:m], b['mask'][ok], b['mask'][neg_txt][ok]]
+    img_idx = [rows[:m], neg_img[ok], rows[ok]]
+    n_pos = m
     if swap_negatives and 'neg_ids' in b:
-        ids_parts.append(b['neg_ids'])
-        mask_parts.append(b['neg_mask'])
-        img_idx.append(b['neg_rows'])
+        keep = b['neg_rows'] < m
+        ids_parts.append(b['neg_ids'][keep])
+        mask_parts.append(b['neg_mask'][keep])
+        img_idx.append(b['neg_rows'][keep])
     t = max(x.shape[1] for x in ids_parts)
     itm_ids = torch.cat([F.pad(x, (0, t - x.shape[1])) for x in ids_parts])
     itm_mask = torch.cat([F.pad(x, (0, t - x.shape[1])) for x in mask_parts])
@@ -318,6 +347,8 @@ def parse_args(argv=None):
     g = ap.add_argument_group('model')
     g.add_argument('--image-size', type=int, default=48)
     g.add_argument('--patch', type=int, default=8)
+    g.add_argument('--conv-stem', type=lambda v: [int(x) for x in v.split(',')] if v else [], default=[],
+                   help='channel widths of a convolutional stem before the ViT, e.g. 32,64 with --patch 8 (TRAINING.md); default none')
     g.add_argument('--vision-width', type=int, default=128)
     g.add_argument('--vision-layers', type=int, default=4)
     g.add_argument('--text-width', type=int, default=128)
@@ -343,6 +374,8 @@ def parse_args(argv=None):
                    '(0: all three from the first step, as BLIP). ITM is most of the cost of a step and learns little before the '
                    'shared cross-attention and the image features are useful; LM trains that cross-attention meanwhile')
     g.add_argument('--shape-negatives', action='store_true', help='also give ITM captions with one shape word replaced (experimental, see TRAINING.md)')
+    g.add_argument('--itm-rows', type=int, default=0, help='ITM on the first N rows of each batch only (0: all); their negatives are still mined from the whole batch')
+    g.add_argument('--itc-negatives', action='store_true', help="ITC image->text also scores each image against its own swapped-caption negative (see TRAINING.md)")
     g.add_argument('--no-swap-negatives', action='store_true', help='ITM without the swapped-caption text negatives')
     g.add_argument('--no-itm-balance', action='store_true', help='plain ITM cross entropy (default: positives weighted to balance the negatives)')
     g.add_argument('--seed', type=int, default=0)
@@ -469,7 +502,7 @@ def main(argv=None) -> int:
             log({'event': 'phase', 'step': step, 'itm': itm_on})
             state['recent'] = []  # the speed of the other phase says nothing about this one
         state['itm_on'] = itm_on
-        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance, itm=itm_on)
+        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance, itm=itm_on, itc_negatives=a.itc_negatives, itm_rows=a.itm_rows)
         loss = a.w_itc * losses['itc'] + a.w_itm * losses['itm'] + a.w_lm * losses['lm']
         opt.zero_grad(set_to_none=True)
         loss.backward()
