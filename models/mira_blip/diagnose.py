@@ -1,0 +1,106 @@
+"""Which confusions a model makes: pairwise accuracy of ITM and ITC by kind of negative caption.
+
+    cd models && /usr/bin/python3 -m mira_blip.diagnose (--bundle DIR | --checkpoint FILE) \\
+        [--val ../data/scenes/val] [--n 300] [--json FILE]
+
+For the first caption of each of the first `n` validation images, every caption one swap away
+(two colors exchanged, two sizes exchanged, one relation flipped: the phrasing is identical, only
+the binding differs), one shape word replaced, and one random other image's caption, kept only if
+its scene differs (the generator's parser decides). For each kind it prints how often the positive
+caption scores above the negative one for the image: with the ITM match logit ([ENC] first) and
+with the ITC cosine. 0.5 is chance. This is where re-ranking can gain over ITC (ITM above ITC on a
+kind), and what a caption must get right (binding and relations) to parse back to the scene.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import tokenizers as toks
+from .data import COLOR_WORDS, SIZE_WORDS, SceneSplit, WordVocab, scene_keys, shape_substitutes, swap_candidates
+from .evaluate import encode_images, encode_texts, itm_scores
+from .modeling import BlipForTraining, load_config
+from .safetensors_io import load_file
+
+
+def load(a) -> tuple[BlipForTraining, int, int, str]:
+    if a.bundle:
+        w = Path(a.bundle) / 'weights'
+        cfg = load_config(w / 'config.json')
+        model = BlipForTraining(cfg)
+        sd = lambda p: {k: v.float() for k, v in load_file(p).items() if not k.endswith('position_ids')}  # noqa: E731
+        model.load_hf_state_dicts(sd(w / 'retrieval.safetensors'), sd(w / 'captioning.safetensors'), vision_from='retrieval')
+        return model.eval(), cfg.vision.image_size, cfg.text.max_position_embeddings, str(a.bundle)
+    from .train import build_model, model_config
+    ck = torch.load(a.checkpoint, map_location='cpu')
+    args = argparse.Namespace(**ck['state']['args'])
+    meta = json.loads((Path(args.train) / 'dataset.json').read_text())
+    model = build_model(model_config(args, toks.from_words(meta['vocabulary'])), not args.no_share, 0)
+    model.load_state_dict(ck['model'])
+    return model.eval(), args.image_size, args.max_len, f'{a.checkpoint} (step {ck["step"]})'
+
+
+def kind_of(pos: str, neg: str) -> str:
+    w, v = pos.split(), neg.split()
+    d = next(j for j in range(len(w)) if w[j] != v[j])
+    return 'color' if w[d] in COLOR_WORDS else 'size' if w[d] in SIZE_WORDS else 'relation'
+
+
+@torch.no_grad()
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument('--bundle', help='a bundle folder with weights/ (e.g. default)')
+    src.add_argument('--checkpoint', help="a training checkpoint (runs/<run>/checkpoint.pt)")
+    ap.add_argument('--val', default='../data/scenes/val')
+    ap.add_argument('--n', type=int, default=300)
+    ap.add_argument('--json', help='also write the figures here')
+    a = ap.parse_args(argv)
+    model, size, max_len, what = load(a)
+    meta = json.loads((Path(a.val) / 'dataset.json').read_text())
+    vocab = WordVocab.from_tokenizer(toks.from_words(meta['vocabulary']))
+    split = SceneSplit(a.val, size, vocab)
+    n = min(a.n, len(split))
+    emb, img_feat = encode_images(model, split.pixels[:n])
+    rng = np.random.default_rng(0)
+    rows = []  # (positive caption, negative caption, image, kind)
+    for i in range(n):
+        c = split.cap_text[int(split.img_cap_off[i])]
+        rows += [(c, s, i, kind_of(c, s)) for s in swap_candidates(c)]
+        rows += [(c, s, i, 'shape') for s in shape_substitutes(c, rng)]
+        rows.append((c, split.cap_text[int(split.img_cap_off[int(rng.integers(n))])], i, 'random'))
+    keep = [k is not None and k != o for k, o in zip(scene_keys([r[1] for r in rows]), scene_keys([r[0] for r in rows]))]
+    rows = [r for r, ok in zip(rows, keep) if ok]
+    texts = sorted({t for r in rows for t in r[:2]})
+    tid = {t: j for j, t in enumerate(texts)}
+    seqs = [vocab.encode_words(t) for t in texts]
+    txt_feat = encode_texts(model, seqs, vocab, max_len)
+
+    def scores(col: int):
+        t, im = [tid[r[col]] for r in rows], [r[2] for r in rows]
+        return itm_scores(model, seqs, emb, t, im, vocab, max_len), (txt_feat[t] * img_feat[im]).sum(1)
+
+    itm_p, itc_p = scores(0)
+    itm_n, itc_n = scores(1)
+    out = {'model': what, 'images': n, 'kinds': {}}
+    print(f'{what}: positive caption above the negative, {n} validation images (0.5 = chance)')
+    print(f'{"negative":10s} {"pairs":>6s} {"ITM":>6s} {"ITC":>6s}')
+    for k in ('color', 'size', 'relation', 'shape', 'random'):
+        m = torch.tensor([r[3] == k for r in rows])
+        if not m.any():
+            continue
+        itm, itc = float((itm_p[m] > itm_n[m]).float().mean()), float((itc_p[m] > itc_n[m]).float().mean())
+        out['kinds'][k] = {'pairs': int(m.sum()), 'itm': round(itm, 3), 'itc': round(itc, 3)}
+        print(f'{k:10s} {int(m.sum()):6d} {itm:6.3f} {itc:6.3f}')
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=2) + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
