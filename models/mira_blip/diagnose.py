@@ -4,8 +4,8 @@
         [--val ../data/scenes/val] [--n 300] [--json FILE]
 
 For the first caption of each of the first `n` validation images, every caption one swap away
-(two colors exchanged, two sizes exchanged, one relation flipped: the phrasing is identical, only
-the binding differs), one shape word replaced, and one random other image's caption, kept only if
+(two colors exchanged, two sizes exchanged, one relation flipped, left/right or above/below: the
+phrasing is identical, only the binding differs), one shape word replaced, and one random other image's caption, kept only if
 its scene differs (the generator's parser decides). For each kind it prints how often the positive
 caption scores above the negative one for the image: with the ITM match logit ([ENC] first) and
 with the ITC cosine. 0.5 is chance. This is where re-ranking can gain over ITC (ITM above ITC on a
@@ -48,7 +48,11 @@ def load(a) -> tuple[BlipForTraining, int, int, str]:
 def kind_of(pos: str, neg: str) -> str:
     w, v = pos.split(), neg.split()
     d = next(j for j in range(len(w)) if w[j] != v[j])
-    return 'color' if w[d] in COLOR_WORDS else 'size' if w[d] in SIZE_WORDS else 'relation'
+    if w[d] in COLOR_WORDS:
+        return 'color'
+    if w[d] in SIZE_WORDS:
+        return 'size'
+    return 'left/right' if w[d] in ('left', 'right') else 'above/below'
 
 
 @torch.no_grad()
@@ -90,7 +94,7 @@ def main(argv=None) -> int:
     out = {'model': what, 'images': n, 'kinds': {}}
     print(f'{what}: positive caption above the negative, {n} validation images (0.5 = chance)')
     print(f'{"negative":10s} {"pairs":>6s} {"ITM":>6s} {"ITC":>6s}')
-    for k in ('color', 'size', 'relation', 'shape', 'random'):
+    for k in ('color', 'size', 'left/right', 'above/below', 'shape', 'random'):
         m = torch.tensor([r[3] == k for r in rows])
         if not m.any():
             continue
