@@ -10,6 +10,8 @@ its scene differs (the generator's parser decides). For each kind it prints how 
 caption scores above the negative one for the image: with the ITM match logit ([ENC] first) and
 with the ITC cosine. 0.5 is chance. This is where re-ranking can gain over ITC (ITM above ITC on a
 kind), and what a caption must get right (binding and relations) to parse back to the scene.
+Last, the cosine between each image's ITC feature and its mirror image's: near 1 means the feature
+ignores where objects are, and no relation can be told from it.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from . import tokenizers as toks
-from .data import COLOR_WORDS, SIZE_WORDS, SceneSplit, WordVocab, scene_keys, shape_substitutes, swap_candidates
+from .data import COLOR_WORDS, SIZE_WORDS, SceneSplit, WordVocab, normalize, scene_keys, shape_substitutes, swap_candidates
 from .evaluate import encode_images, encode_texts, itm_scores
 from .modeling import BlipForTraining, load_config
 from .safetensors_io import load_file
@@ -101,6 +103,15 @@ def main(argv=None) -> int:
         itm, itc = float((itm_p[m] > itm_n[m]).float().mean()), float((itc_p[m] > itc_n[m]).float().mean())
         out['kinds'][k] = {'pairs': int(m.sum()), 'itm': round(itm, 3), 'itc': round(itc, 3)}
         print(f'{k:10s} {int(m.sum()):6d} {itm:6.3f} {itc:6.3f}')
+    # Does the image feature know where things are? Mean cosine between an image's ITC feature and
+    # that of its mirror image (relations flip, nothing else changes) against another image's.
+    px = normalize(torch.from_numpy(np.ascontiguousarray(split.pixels[:n])))
+    feat = lambda x: torch.nn.functional.normalize(model.image_feat(model.image_embeds(x)), dim=-1)  # noqa: E731
+    flips = {'left-right mirror': float((img_feat * feat(px.flip(3))).sum(1).mean()),
+             'top-bottom mirror': float((img_feat * feat(px.flip(2))).sum(1).mean()),
+             'another image': float((img_feat * img_feat.roll(1, 0)).sum(1).mean())}
+    out['imageFeatureCosine'] = {k: round(v, 4) for k, v in flips.items()}
+    print('ITC image feature cosine with its ' + ', '.join(f'{k} {v:.3f}' for k, v in flips.items()))
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2) + '\n')
     return 0

@@ -72,9 +72,22 @@ def model_config(a, tj: dict) -> dict:
 
 
 @torch.no_grad()
-def init_weights(model: torch.nn.Module, std: float = 0.02) -> None:
+def sincos_2d(dim: int, grid: int) -> torch.Tensor:
+    """MAE's fixed 2-D sin-cos position code [grid*grid, dim], row-major like the patch tokens: half
+    the channels encode the row, half the column, each as sin/cos at dim/4 frequencies."""
+    q = dim // 4
+    omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float32) / q)
+    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32), indexing='ij')
+    code = lambda p: torch.cat([torch.sin(p.reshape(-1, 1) * omega), torch.cos(p.reshape(-1, 1) * omega)], 1)  # noqa: E731
+    return torch.cat([code(ys), code(xs)], 1)
+
+
+def init_weights(model: torch.nn.Module, std: float = 0.02, pos_init: str = 'normal') -> None:
     """BERT / timm-ViT style init: N(0, 0.02) for linear, conv and embedding weights, zero biases,
-    LayerNorm (1, 0), ViT class and position embeddings N(0, 0.02)."""
+    LayerNorm (1, 0), ViT class and position embeddings N(0, 0.02); with pos_init='sincos' the
+    patch positions start from a 2-D sin-cos code at half the scale of the patch tokens (TRAINING.md:
+    from N(0, 0.02) a from-scratch ViT of this size learned image features that ignore where things
+    are, so no relation could be told from its flip)."""
     for m in model.modules():
         if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
             m.weight.normal_(0, std)
@@ -94,6 +107,8 @@ def init_weights(model: torch.nn.Module, std: float = 0.02) -> None:
                 torch.nn.init.kaiming_normal_(m.weight, nonlinearity='relu')
     emb.class_embedding.normal_(0, std)
     emb.position_embedding.normal_(0, std)
+    if pos_init == 'sincos':
+        emb.position_embedding[0, 1:] = sincos_2d(emb.position_embedding.shape[-1], int(round((emb.position_embedding.shape[1] - 1) ** 0.5))) * 0.5
     model.text_decoder.cls.predictions.bias.zero_()
 
 
@@ -126,10 +141,10 @@ def amp_layernorms(model: torch.nn.Module) -> None:
             m.__class__ = AmpLayerNorm
 
 
-def build_model(cfg_dict: dict, share: bool, seed: int) -> BlipForTraining:
+def build_model(cfg_dict: dict, share: bool, seed: int, pos_init: str = 'normal') -> BlipForTraining:
     torch.manual_seed(seed)
     model = BlipForTraining(config_from_dict(cfg_dict))
-    init_weights(model)
+    init_weights(model, pos_init=pos_init)
     amp_layernorms(model)
     if share:
         share_text_weights(model)
@@ -349,6 +364,7 @@ def parse_args(argv=None):
     g.add_argument('--patch', type=int, default=8)
     g.add_argument('--conv-stem', type=lambda v: [int(x) for x in v.split(',')] if v else [], default=[],
                    help='channel widths of a convolutional stem before the ViT, e.g. 32,64 with --patch 8 (TRAINING.md); default none')
+    g.add_argument('--pos-init', choices=['normal', 'sincos'], default='normal', help='ViT position embeddings start from N(0, 0.02) or a 2-D sin-cos code (TRAINING.md)')
     g.add_argument('--vision-width', type=int, default=128)
     g.add_argument('--vision-layers', type=int, default=4)
     g.add_argument('--text-width', type=int, default=128)
@@ -444,7 +460,7 @@ def main(argv=None) -> int:
          'vocab': len(vocab), 'longest_caption_words': longest, 'prep_s': round(time.time() - t0, 1)})
 
     cfg_dict = model_config(a, tj)
-    model = build_model(cfg_dict, not a.no_share, a.seed).to(device)
+    model = build_model(cfg_dict, not a.no_share, a.seed, getattr(a, 'pos_init', 'normal')).to(device)
     opt = make_optimizer(model, a.lr, a.wd)
     batcher = GroupBatcher(train, a.batch, a.seed)
     step, state = 0, {'args': {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}, 'total': a.steps, 'evals': [], 'train_s': 0.0, 'evals_s': 0.0}
