@@ -71,7 +71,6 @@ def model_config(a, tj: dict) -> dict:
     }
 
 
-@torch.no_grad()
 def sincos_2d(dim: int, grid: int) -> torch.Tensor:
     """MAE's fixed 2-D sin-cos position code [grid*grid, dim], row-major like the patch tokens: half
     the channels encode the row, half the column, each as sin/cos at dim/4 frequencies."""
@@ -82,6 +81,7 @@ def sincos_2d(dim: int, grid: int) -> torch.Tensor:
     return torch.cat([code(ys), code(xs)], 1)
 
 
+@torch.no_grad()
 def init_weights(model: torch.nn.Module, std: float = 0.02, pos_init: str = 'normal') -> None:
     """BERT / timm-ViT style init: N(0, 0.02) for linear, conv and embedding weights, zero biases,
     LayerNorm (1, 0), ViT class and position embeddings N(0, 0.02); with pos_init='sincos' the
