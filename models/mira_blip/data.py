@@ -381,7 +381,13 @@ class GroupBatcher:
         lm_ids, lm_mask = pad_batch(words, v.bos, v.sep, max_len, prefix=prompt)
         labels = lm_ids.masked_fill(lm_mask == 0, -100)
         labels[:, : 1 + len(prompt)] = -100  # BLIP masks [DEC] + the prompt; loss on caption + [SEP]
+        # mirror: 1 = left-right (the caption names a left/right relation), 2 = top-bottom (only an
+        # above/below one), 0 = neither. Mirroring the image flips exactly those relations.
+        horiz = {v.ids[w] for w in ('left', 'right') if w in v.ids}
+        vert = {v.ids[w] for w in ('above', 'below', 'under') if w in v.ids}
+        mirror = [1 if horiz & set(map(int, ws)) else 2 if vert & set(map(int, ws)) else 0 for ws in words]
         out = {
+            'mirror': torch.tensor(mirror, dtype=torch.long),
             'index': torch.from_numpy(idx.copy()),
             'pixels': torch.from_numpy(sp.pixels[idx]),
             'key': torch.from_numpy(sp.key_ids[idx]),

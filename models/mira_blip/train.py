@@ -71,23 +71,10 @@ def model_config(a, tj: dict) -> dict:
     }
 
 
-def sincos_2d(dim: int, grid: int) -> torch.Tensor:
-    """MAE's fixed 2-D sin-cos position code [grid*grid, dim], row-major like the patch tokens: half
-    the channels encode the row, half the column, each as sin/cos at dim/4 frequencies."""
-    q = dim // 4
-    omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float32) / q)
-    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32), indexing='ij')
-    code = lambda p: torch.cat([torch.sin(p.reshape(-1, 1) * omega), torch.cos(p.reshape(-1, 1) * omega)], 1)  # noqa: E731
-    return torch.cat([code(ys), code(xs)], 1)
-
-
 @torch.no_grad()
-def init_weights(model: torch.nn.Module, std: float = 0.02, pos_init: str = 'normal') -> None:
+def init_weights(model: torch.nn.Module, std: float = 0.02) -> None:
     """BERT / timm-ViT style init: N(0, 0.02) for linear, conv and embedding weights, zero biases,
-    LayerNorm (1, 0), ViT class and position embeddings N(0, 0.02); with pos_init='sincos' the
-    patch positions start from a 2-D sin-cos code at half the scale of the patch tokens (TRAINING.md:
-    from N(0, 0.02) a from-scratch ViT of this size learned image features that ignore where things
-    are, so no relation could be told from its flip)."""
+    LayerNorm (1, 0), ViT class and position embeddings N(0, 0.02)."""
     for m in model.modules():
         if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
             m.weight.normal_(0, std)
@@ -107,8 +94,6 @@ def init_weights(model: torch.nn.Module, std: float = 0.02, pos_init: str = 'nor
                 torch.nn.init.kaiming_normal_(m.weight, nonlinearity='relu')
     emb.class_embedding.normal_(0, std)
     emb.position_embedding.normal_(0, std)
-    if pos_init == 'sincos':
-        emb.position_embedding[0, 1:] = sincos_2d(emb.position_embedding.shape[-1], int(round((emb.position_embedding.shape[1] - 1) ** 0.5))) * 0.5
     model.text_decoder.cls.predictions.bias.zero_()
 
 
@@ -141,10 +126,10 @@ def amp_layernorms(model: torch.nn.Module) -> None:
             m.__class__ = AmpLayerNorm
 
 
-def build_model(cfg_dict: dict, share: bool, seed: int, pos_init: str = 'normal') -> BlipForTraining:
+def build_model(cfg_dict: dict, share: bool, seed: int) -> BlipForTraining:
     torch.manual_seed(seed)
     model = BlipForTraining(config_from_dict(cfg_dict))
-    init_weights(model, pos_init=pos_init)
+    init_weights(model)
     amp_layernorms(model)
     if share:
         share_text_weights(model)
@@ -162,7 +147,7 @@ def lm_loss(lm_logits: torch.Tensor, b: dict) -> torch.Tensor:
     return F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), b['lm_labels'][:, 1:].reshape(-1), ignore_index=-100, label_smoothing=0.1)
 
 
-def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True, itm: bool = True, itc_negatives: bool = False, itm_rows: int = 0):
+def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True, itm: bool = True, itc_negatives: bool = False, itm_rows: int = 0, mirror_negatives: bool = False):
     """BLIP's three losses on one batch. Returns (dict of scalar losses, stats).
     b: pixels (uint8, normalized here with CLIP mean/std) or pixel_values (already normalized), key
     (same key = positive pair), ids/mask ([CLS] first), lm_ids/lm_mask/lm_labels, optional neg_*.
@@ -194,7 +179,22 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
         tgt_i2t = F.pad(tgt, (0, 1))
     else:
         tgt_i2t = tgt
-    l_itc = (-(F.log_softmax(i2t, 1) * tgt_i2t).sum(1).mean() - (F.log_softmax(sim_t2i, 1) * tgt).sum(1).mean()) / 2
+    t2i = sim_t2i
+    tgt_t2i = tgt
+    if mirror_negatives and 'mirror' in b and bool((b['mirror'] > 0).any()):
+        # Each caption naming a relation also scores its own image mirrored (left-right for a
+        # left/right relation, else top-bottom): that image shows the same objects with the relation
+        # flipped, a negative by construction that only layout can tell apart.
+        px = b['pixel_values'] if 'pixel_values' in b else normalize(b['pixels'])
+        mr = torch.nonzero(b['mirror'] > 0).squeeze(1)
+        flipped = torch.where((b['mirror'][mr] == 1)[:, None, None, None], px[mr].flip(3), px[mr].flip(2))
+        with autocast(device, amp):
+            mir_feat = model.image_feat(model.image_embeds(flipped)).float()
+        extra = torch.full((sim_t2i.shape[0], 1), -1e4, device=sim_t2i.device)
+        extra[mr, 0] = (txt_feat[mr] * mir_feat).sum(1) / model.temp.clamp(0.001, 0.5)
+        t2i = torch.cat([sim_t2i, extra], 1)
+        tgt_t2i = F.pad(tgt, (0, 1))
+    l_itc = (-(F.log_softmax(i2t, 1) * tgt_i2t).sum(1).mean() - (F.log_softmax(t2i, 1) * tgt_t2i).sum(1).mean()) / 2
 
     n = key.shape[0]
     if not itm:
@@ -364,7 +364,6 @@ def parse_args(argv=None):
     g.add_argument('--patch', type=int, default=8)
     g.add_argument('--conv-stem', type=lambda v: [int(x) for x in v.split(',')] if v else [], default=[],
                    help='channel widths of a convolutional stem before the ViT, e.g. 32,64 with --patch 8 (TRAINING.md); default none')
-    g.add_argument('--pos-init', choices=['normal', 'sincos'], default='normal', help='ViT position embeddings start from N(0, 0.02) or a 2-D sin-cos code (TRAINING.md)')
     g.add_argument('--vision-width', type=int, default=128)
     g.add_argument('--vision-layers', type=int, default=4)
     g.add_argument('--text-width', type=int, default=128)
@@ -391,6 +390,7 @@ def parse_args(argv=None):
                    'shared cross-attention and the image features are useful; LM trains that cross-attention meanwhile')
     g.add_argument('--shape-negatives', action='store_true', help='also give ITM captions with one shape word replaced (experimental, see TRAINING.md)')
     g.add_argument('--itm-rows', type=int, default=0, help='ITM on the first N rows of each batch only (0: all); their negatives are still mined from the whole batch')
+    g.add_argument('--mirror-negatives', action='store_true', help="ITC text->image also scores each relation caption against its own image mirrored (see TRAINING.md)")
     g.add_argument('--itc-negatives', action='store_true', help="ITC image->text also scores each image against its own swapped-caption negative (see TRAINING.md)")
     g.add_argument('--no-swap-negatives', action='store_true', help='ITM without the swapped-caption text negatives')
     g.add_argument('--no-itm-balance', action='store_true', help='plain ITM cross entropy (default: positives weighted to balance the negatives)')
@@ -460,7 +460,7 @@ def main(argv=None) -> int:
          'vocab': len(vocab), 'longest_caption_words': longest, 'prep_s': round(time.time() - t0, 1)})
 
     cfg_dict = model_config(a, tj)
-    model = build_model(cfg_dict, not a.no_share, a.seed, getattr(a, 'pos_init', 'normal')).to(device)
+    model = build_model(cfg_dict, not a.no_share, a.seed).to(device)
     opt = make_optimizer(model, a.lr, a.wd)
     batcher = GroupBatcher(train, a.batch, a.seed)
     step, state = 0, {'args': {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}, 'total': a.steps, 'evals': [], 'train_s': 0.0, 'evals_s': 0.0}
@@ -518,7 +518,7 @@ def main(argv=None) -> int:
             log({'event': 'phase', 'step': step, 'itm': itm_on})
             state['recent'] = []  # the speed of the other phase says nothing about this one
         state['itm_on'] = itm_on
-        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance, itm=itm_on, itc_negatives=a.itc_negatives, itm_rows=a.itm_rows)
+        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance, itm=itm_on, itc_negatives=a.itc_negatives, itm_rows=a.itm_rows, mirror_negatives=a.mirror_negatives)
         loss = a.w_itc * losses['itc'] + a.w_itm * losses['itm'] + a.w_lm * losses['lm']
         opt.zero_grad(set_to_none=True)
         loss.backward()
