@@ -147,6 +147,14 @@ def lm_loss(lm_logits: torch.Tensor, b: dict) -> torch.Tensor:
     return F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), b['lm_labels'][:, 1:].reshape(-1), ignore_index=-100, label_smoothing=0.1)
 
 
+def with_own_negative(logits: torch.Tensor, tgt: torch.Tensor, rows: torch.Tensor, own: torch.Tensor):
+    """One more ITC column: row r's own hard negative (`own[i]` for r = rows[i]), never a target;
+    rows without one get -1e4 there (not -inf: 0 * -inf is nan in the loss)."""
+    extra = torch.full((logits.shape[0], 1), -1e4, device=logits.device)
+    extra[rows, 0] = own
+    return torch.cat([logits, extra], 1), F.pad(tgt, (0, 1))
+
+
 def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True, itm: bool = True, itc_negatives: bool = False, itm_rows: int = 0, mirror_negatives: bool = False):
     """BLIP's three losses on one batch. Returns (dict of scalar losses, stats).
     b: pixels (uint8, normalized here with CLIP mean/std) or pixel_values (already normalized), key
@@ -173,10 +181,7 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
         with autocast(device, amp):
             neg_feat = model.text_feat(neg_cls, b['neg_mask']).float()
         nr = b['neg_rows']
-        extra = torch.full((sim_i2t.shape[0], 1), -1e4, device=sim_i2t.device)  # not -inf: 0 * -inf is nan in the loss
-        extra[nr, 0] = (img_feat[nr] * neg_feat).sum(1) / model.temp.clamp(0.001, 0.5)
-        i2t = torch.cat([sim_i2t, extra], 1)
-        tgt_i2t = F.pad(tgt, (0, 1))
+        i2t, tgt_i2t = with_own_negative(sim_i2t, tgt, nr, (img_feat[nr] * neg_feat).sum(1) / model.temp.clamp(0.001, 0.5))
     else:
         tgt_i2t = tgt
     t2i = sim_t2i
@@ -190,10 +195,7 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
         flipped = torch.where((b['mirror'][mr] == 1)[:, None, None, None], px[mr].flip(3), px[mr].flip(2))
         with autocast(device, amp):
             mir_feat = model.image_feat(model.image_embeds(flipped)).float()
-        extra = torch.full((sim_t2i.shape[0], 1), -1e4, device=sim_t2i.device)
-        extra[mr, 0] = (txt_feat[mr] * mir_feat).sum(1) / model.temp.clamp(0.001, 0.5)
-        t2i = torch.cat([sim_t2i, extra], 1)
-        tgt_t2i = F.pad(tgt, (0, 1))
+        t2i, tgt_t2i = with_own_negative(sim_t2i, tgt, mr, (txt_feat[mr] * mir_feat).sum(1) / model.temp.clamp(0.001, 0.5))
     l_itc = (-(F.log_softmax(i2t, 1) * tgt_i2t).sum(1).mean() - (F.log_softmax(t2i, 1) * tgt_t2i).sum(1).mean()) / 2
 
     n = key.shape[0]
