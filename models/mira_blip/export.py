@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import tokenizers as toks
-from .modeling import BlipCaptioning, BlipConfig, BlipRetrieval, config_from_dict, normalize_hf_state_dict
-from .safetensors_io import load_state_dict, save_file
+from .modeling import BlipCaptioning, BlipConfig, BlipRetrieval, config_from_dict, load_hf_weights
+from .safetensors_io import save_file
 
 # torch 1.13's exporter warns about prim::Constant shape inference on every graph; harmless here
 warnings.filterwarnings('ignore', message='The shape inference of prim::Constant')
@@ -195,8 +195,7 @@ def main(argv=None) -> int:
 
     cfg_dict = json.loads(a.config.read_text())
     cfg = config_from_dict(cfg_dict)
-    rsd = {k: v.float() for k, v in normalize_hf_state_dict(load_state_dict(a.retrieval)).items()}
-    csd = {k: v.float() for k, v in normalize_hf_state_dict(load_state_dict(a.captioning)).items()}
+    rsd, csd = load_hf_weights(a.retrieval), load_hf_weights(a.captioning)
     if a.image_size and a.image_size != cfg.vision.image_size:
         for sd in (rsd, csd):
             resize_position_embedding(sd, cfg, a.image_size)

@@ -257,7 +257,7 @@ def main(argv=None) -> int:
     import torch.nn.functional as F
 
     from . import export as exporter
-    from .modeling import BlipForTraining, config_from_dict
+    from .modeling import BlipForTraining, config_from_dict, load_hf_weights
     from .safetensors_io import load_state_dict
     from .train import amp_layernorms, autocast, blip_losses, cpu_has_bf16, export_bundle, halve_safetensors, lr_at, make_optimizer, save_weights
 
@@ -308,8 +308,7 @@ def main(argv=None) -> int:
 
     raw = load_state_dict(a.bundle / weights['retrieval'])
     weights_fp16 = any(v.dtype == torch.float16 for v in raw.values())  # keep the bundle's storage precision
-    rsd = {k: v.float() for k, v in raw.items() if not k.endswith('position_ids')}
-    csd = {k: v.float() for k, v in load_state_dict(a.bundle / weights['captioning']).items() if not k.endswith('position_ids')}
+    rsd, csd = load_hf_weights(raw), load_hf_weights(a.bundle / weights['captioning'])
     shared_vision = exporter.same_vision(rsd, csd)
     model = BlipForTraining(cfg, temp=float(cfg_dict.get('itc_temp', 0.07)))
     try:

@@ -24,7 +24,7 @@ def make_bundle(root: Path) -> Path:
     words = ['a', 'picture', 'of', 'red', 'green', 'blue', 'yellow', 'square', 'circle', 'small', 'large']
     tj = toks.from_words(words)
     a = argparse.Namespace(image_size=32, patch=16, vision_width=32, vision_layers=1, heads=2, mlp_ratio=2, text_width=32,
-                           text_layers=1, max_len=16, embed_dim=16, conv_stem=[4, 8, 8])
+                           text_layers=1, max_len=16, embed_dim=16, conv_stem=[4, 8, 8], stem_coords=True)
     cfg = model_config(a, tj)
     model = build_model(cfg, True, 0).eval()
     save_weights(model, cfg, tj, root / 'w')
