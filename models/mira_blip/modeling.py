@@ -51,10 +51,6 @@ class BlipVisionConfig:
     # (15 px at patch 8) let a from-scratch ViT see a small object whole ("Early convolutions help
     # transformers see better", Xiao et al., 2021).
     conv_stem: tuple = ()
-    # Mira's small models only, with conv_stem: two coordinate channels (x and y in [-1, 1]) join the
-    # three colour channels at the stem's first convolution (CoordConv, Liu et al., 2018), so its
-    # first features can already be "red on the left". Not weights: a constant of the graph.
-    conv_stem_coords: bool = False
 
     @property
     def num_positions(self) -> int:
@@ -125,30 +121,19 @@ class BlipVisionEmbeddings(nn.Module):
         if stem:
             if 2 ** (len(stem) + 1) != c.patch_size:
                 raise ValueError(f'conv_stem {stem}: {len(stem) + 1} stride-2 convolutions make patch {2 ** (len(stem) + 1)}, not {c.patch_size}')
-            layers, cin = [], 5 if c.conv_stem_coords else 3
-            if c.conv_stem_coords:
-                lin = torch.linspace(-1.0, 1.0, c.image_size)
-                self.register_buffer('stem_coords', torch.stack([lin[None, :].expand(c.image_size, -1), lin[:, None].expand(-1, c.image_size)])[None], persistent=False)
+            layers, cin = [], 3
             for ch in stem:
                 layers += [nn.Conv2d(cin, ch, kernel_size=3, stride=2, padding=1), nn.GELU()]
                 cin = ch
             self.stem = nn.Sequential(*layers)
             self.patch_embedding = nn.Conv2d(cin, c.hidden_size, kernel_size=3, stride=2, padding=1)
         else:
-            if c.conv_stem_coords:
-                raise ValueError('conv_stem_coords needs a conv_stem')
             self.stem = None
             self.patch_embedding = nn.Conv2d(3, c.hidden_size, kernel_size=c.patch_size, stride=c.patch_size)
         self.position_embedding = nn.Parameter(torch.zeros(1, c.num_positions, c.hidden_size))
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        if self.stem is None:
-            x = pixel_values
-        else:
-            coords = getattr(self, 'stem_coords', None)
-            if coords is not None:
-                pixel_values = torch.cat([pixel_values, coords.to(pixel_values.dtype).expand(pixel_values.shape[0], -1, -1, -1)], dim=1)
-            x = self.stem(pixel_values)
+        x = pixel_values if self.stem is None else self.stem(pixel_values)
         x = self.patch_embedding(x).flatten(2).transpose(1, 2)  # [B, N-1, D]
         cls = self.class_embedding.expand(x.shape[0], -1, -1)
         return torch.cat([cls, x], dim=1) + self.position_embedding

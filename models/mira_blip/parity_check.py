@@ -126,6 +126,10 @@ def main(argv=None) -> int:
     ap.add_argument('--ref', type=Path, help='blip-parity folder: inputs.json (+ expected.json)')
     ap.add_argument('--greedy-steps', type=int, default=12)
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--images', type=Path, help="also caption the first --n images of this folder (e.g. ../data/scenes/test) greedily with "
+                    "both, after the manifest's prompt, and require identical captions for --min-identical of them")
+    ap.add_argument('--n', type=int, default=200)
+    ap.add_argument('--min-identical', type=float, default=0.99)
     a = ap.parse_args(argv)
     torch.set_grad_enabled(False)
     bundle = a.bundle.resolve()
@@ -186,6 +190,26 @@ def main(argv=None) -> int:
                         greedy={'steps': a.greedy_steps, 'ids': io('decoder', 'inputs', 'inputIds'),
                                 'mask': io('decoder', 'inputs', 'attentionMask'), 'logits': io('decoder', 'outputs', 'logits')})
 
+    if a.images:
+        # real images, the manifest's preprocessing (PIL, as training did) and prompt; both sides get
+        # the same pixels, so this checks the graphs on the inputs captions are made from
+        from .finetune import load_pixels
+        files = sorted(f for f in a.images.iterdir() if f.suffix.lower() in ('.png', '.jpg', '.jpeg'))[: a.n]
+        if not files:
+            raise SystemExit(f'--images {a.images}: no .png/.jpg images')
+        prep, cap_cfg = man['preprocess'], man['caption']
+        u8 = torch.from_numpy(load_pixels(files, prep)).float() / 255.0
+        ipx = (u8 - torch.tensor(prep['mean']).view(1, 3, 1, 1)) / torch.tensor(prep['std']).view(1, 3, 1, 1)
+        prompt = cap_cfg['prompt'].strip()
+        prompt_ids = json.loads(node_check('tokenizer_check.mjs', str(bundle / man['tokenizer']['file']), prompt))['encodings'][prompt]['ids'][1:-1]
+        cprefix = torch.tensor([st['bos']] + prompt_ids)
+        cpre = cprefix[None].expand(len(ipx), -1)
+        j_icv = jobs.add(g[cap_graph][0], {io(cap_graph, 'inputs', 'pixelValues'): ipx})
+        j_icap = jobs.add(g['decoder'][0], {io('decoder', 'inputs', 'inputIds'): cpre, io('decoder', 'inputs', 'attentionMask'): torch.ones_like(cpre),
+                                            io('decoder', 'inputs', 'imageEmbeds'): ('from', j_icv, io(cap_graph, 'outputs', 'imageEmbeds'))},
+                          greedy={'steps': int(cap_cfg['maxLength']), 'ids': io('decoder', 'inputs', 'inputIds'),
+                                  'mask': io('decoder', 'inputs', 'attentionMask'), 'logits': io('decoder', 'outputs', 'logits')})
+
     # shape sweep: every batch size 1..8, lengths around (not at) the trace length 7
     sweep = []
     max_len = min(cfg.text.max_position_embeddings, man['tokenizer']['maxLength'])
@@ -245,6 +269,16 @@ def main(argv=None) -> int:
             rep.value('decoder_logits max|diff|', maxdiff(out(j_dec, 'decoder', 'logits'), np.load(a.ref / exp['decoder_logits_file'])), 1e-3)
         if len(exp['greedy_ids'][0]) == len(ort_greedy[0]):
             rep.flag('greedy ids identical to expected', np.array_equal(ort_greedy, np.array(exp['greedy_ids'])))
+
+    if a.images:
+        def caption(row) -> list[int]:  # up to and including the first [SEP]
+            row = [int(x) for x in row[len(cprefix):]]
+            return row[: row.index(st['eos']) + 1] if st['eos'] in row else row
+        pt_caps = [caption(r) for r in cap.greedy(ipx, cprefix, int(cap_cfg['maxLength'])).tolist()]
+        ort_caps = [caption(r) for r in res[j_icap]['ids']]
+        same = sum(p == o for p, o in zip(pt_caps, ort_caps)) / len(pt_caps)
+        print(f'greedy captions of {len(pt_caps)} images from {a.images}: onnxruntime vs PyTorch')
+        rep.value(f'identical captions (fraction, >= {a.min_identical})', same, a.min_identical, True)
 
     print('shape sweep: batch 1..8, sequence lengths != trace length, half the rows padded')
     worst = {'feat cosine': 1.0, 'image_embeds': 0.0, 'itm': 0.0, 'decoder': 0.0, 'caption embeds': 0.0}

@@ -24,7 +24,7 @@ def make_bundle(root: Path) -> Path:
     words = ['a', 'picture', 'of', 'red', 'green', 'blue', 'yellow', 'square', 'circle', 'small', 'large']
     tj = toks.from_words(words)
     a = argparse.Namespace(image_size=32, patch=16, vision_width=32, vision_layers=1, heads=2, mlp_ratio=2, text_width=32,
-                           text_layers=1, max_len=16, embed_dim=16, conv_stem=[4, 8, 8], stem_coords=True)
+                           text_layers=1, max_len=16, embed_dim=16, conv_stem=[4, 8, 8])
     cfg = model_config(a, tj)
     model = build_model(cfg, True, 0).eval()
     save_weights(model, cfg, tj, root / 'w')
@@ -83,8 +83,9 @@ def main() -> int:
         from .parity_check import main as parity
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            code = parity(['--bundle', str(out)])
+            code = parity(['--bundle', str(out), '--images', str(root / 'img'), '--n', '12'])
         assert code == 0 and buf.getvalue().rstrip().endswith('PASS'), buf.getvalue()[-2000:]
+        assert 'greedy captions of 12 images' in buf.getvalue(), buf.getvalue()[-2000:]
 
         bad = root / 'bad.jsonl'
         cases = {

@@ -57,7 +57,6 @@ def model_config(a, tj: dict) -> dict:
             'num_hidden_layers': a.vision_layers, 'num_attention_heads': a.heads,
             'intermediate_size': a.vision_width * a.mlp_ratio, 'layer_norm_eps': 1e-6, 'hidden_act': 'gelu', 'qkv_bias': True,
             **({'conv_stem': list(a.conv_stem)} if getattr(a, 'conv_stem', None) else {}),
-            **({'conv_stem_coords': True} if getattr(a, 'stem_coords', False) else {}),
         },
         'text': {
             'vocab_size': toks.vocab_size(tj), 'hidden_size': a.text_width, 'num_hidden_layers': a.text_layers,
@@ -367,7 +366,6 @@ def parse_args(argv=None):
     g.add_argument('--patch', type=int, default=8)
     g.add_argument('--conv-stem', type=lambda v: [int(x) for x in v.split(',')] if v else [], default=[],
                    help='channel widths of a convolutional stem before the ViT, e.g. 32,64 with --patch 8 (TRAINING.md); default none')
-    g.add_argument('--stem-coords', action='store_true', help='with --conv-stem: x/y coordinate channels at the first stem convolution (CoordConv, TRAINING.md)')
     g.add_argument('--vision-width', type=int, default=128)
     g.add_argument('--vision-layers', type=int, default=4)
     g.add_argument('--text-width', type=int, default=128)

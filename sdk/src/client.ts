@@ -7,6 +7,8 @@ import type { components, paths } from './schema.ts';
 export type Schemas = components['schemas'];
 export type Job = Schemas['Job'];
 export type JobProgress = Schemas['JobProgress'];
+/** GET /v1/jobs filters: state, kind (extract, reextract, finetune), collectionId, cursor, limit. */
+export type JobListQuery = NonNullable<paths['/v1/jobs']['get']['parameters']['query']>;
 export type Image = Schemas['Image'];
 export type IngestResult = Schemas['IngestResult'];
 /** A search without its query: what goes beside an uploaded query image. */
@@ -175,7 +177,7 @@ export class MiraClient {
   }
 
   /** Jobs, newest first (GET /v1/jobs). */
-  listJobs(query: { state?: Job['state']; collectionId?: string; cursor?: string; limit?: number } = {}): Promise<Schemas['JobPage']> {
+  listJobs(query: JobListQuery = {}): Promise<Schemas['JobPage']> {
     return MiraClient.data(this.api.GET('/v1/jobs', { params: { query } }));
   }
 

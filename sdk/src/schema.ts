@@ -3548,6 +3548,8 @@ export interface operations {
         parameters: {
             query?: {
                 state?: "queued" | "running" | "completed" | "failed" | "cancelled" | "lost";
+                /** @description Only jobs of this kind. Ingest jobs are not listed: there is one per image, at GET /v1/jobs/{id} */
+                kind?: "extract" | "reextract" | "finetune";
                 /** @description Required for a key limited to several collections */
                 collectionId?: string;
                 /** @description nextCursor of the previous page */

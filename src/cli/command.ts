@@ -26,6 +26,12 @@ export function intFlag(value: string | undefined, flag: string, fallback: numbe
   return n;
 }
 
+/** `value` if it is one of `allowed`, else a usage error naming the flag and the choices. */
+export function oneOf<const T extends readonly string[]>(flag: string, value: string, allowed: T): T[number] {
+  if (!allowed.includes(value)) throw new UsageError(`${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value;
+}
+
 /** The exit codes every command keeps to (shown by `mira --help` and in the README). */
 export const EXIT_CODES_HELP = `exit codes:
   0    ok

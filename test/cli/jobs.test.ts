@@ -89,6 +89,12 @@ describe.each(Object.keys(targets) as (keyof typeof targets)[])('mira extract an
     const list = await mira(['jobs', 'list', '--json', '--limit', '200'], env);
     expect(list.code, list.shown).toBe(0);
     expect((list.json[0] as { id: string; state: string }[]).find((j) => j.id === job.id), list.shown).toMatchObject({ state: 'completed' });
+    const tunes = await mira(['jobs', 'list', '--json', '--limit', '200', '--kind', 'finetune'], env);
+    expect(tunes.code, tunes.shown).toBe(0);
+    expect((tunes.json[0] as { id: string; kind: string }[]).every((j) => j.kind === 'finetune'), tunes.shown).toBe(true);
+    expect((tunes.json[0] as { id: string }[]).some((j) => j.id === job.id), tunes.shown).toBe(false);
+    const extracts = await mira(['jobs', 'list', '--json', '--limit', '200', '--kind', 'extract', '--state', 'completed'], env);
+    expect((extracts.json[0] as { id: string }[]).some((j) => j.id === job.id), extracts.shown).toBe(true);
 
     const watch = await mira(['jobs', 'watch', job.id, '--json'], env);
     expect(watch.code, watch.shown).toBe(0);
@@ -123,6 +129,7 @@ describe('bad usage', () => {
       [['jobs'], /missing subcommand/],
       [['jobs', 'watch'], /missing job ID/],
       [['jobs', 'list', '--state', 'sleeping'], /--state must be one of/],
+      [['jobs', 'list', '--kind', 'ingest'], /--kind must be one of extract, reextract, finetune, got "ingest"/],
       [['extract'], /give --collection/],
       [['extract', '--manifest', bad, '--api', 'http://127.0.0.1:9'], /bad\.jsonl: Manifest line 2/],
     ] as const) {

@@ -14,10 +14,10 @@ describe.each(dbModes)('jobs, $mode', (m) => {
     async function own() {
       const c = await ownCollection(db());
       const ids: string[] = [];
-      const make = async (state?: Job['state']) => {
+      const make = async (state?: Job['state'], kind: Job['kind'] = 'extract') => {
         const id = `${c.collection.id}:${suffix()}`;
         ids.push(id);
-        const { job } = await createJob(db(), { id, kind: 'ingest', collectionId: c.collection.id, payload: { n: ids.length } });
+        const { job } = await createJob(db(), { id, kind, collectionId: c.collection.id, payload: { n: ids.length } });
         return state ? (await updateJob(db(), id, { state }))! : job;
       };
       const cleanup = async () => {
@@ -31,7 +31,7 @@ describe.each(dbModes)('jobs, $mode', (m) => {
       const { collection, make, cleanup } = await own();
       try {
         const job = await make();
-        const again = await createJob(db(), { id: job.id, kind: 'ingest', collectionId: collection.id, payload: { other: true } });
+        const again = await createJob(db(), { id: job.id, kind: 'extract', collectionId: collection.id, payload: { other: true } });
         expect(again.created).toBe(false);
         expect(again.job).toEqual(job);
         expect(job).toMatchObject({ state: 'queued', attempts: 0, progress: { done: 0, total: 0 }, startedAt: null, finishedAt: null });
@@ -88,6 +88,11 @@ describe.each(dbModes)('jobs, $mode', (m) => {
         expect(seen).toEqual([...made].reverse().map((j) => j.id));
         const running = await listJobs(db(), { collectionId: collection.id, state: 'running', limit: 10 });
         expect(running.items.map((j) => j.id).sort()).toEqual(made.filter((_, i) => i % 2).map((j) => j.id).sort());
+        const tune = [await make(undefined, 'finetune'), await make('running', 'finetune')];
+        const byKind = await listJobs(db(), { collectionId: collection.id, kind: 'finetune', limit: 10 });
+        expect(byKind.items.map((j) => j.id)).toEqual([tune[1]!.id, tune[0]!.id]);
+        const both = await listJobs(db(), { collectionId: collection.id, kind: 'finetune', state: 'running', limit: 10 });
+        expect(both.items.map((j) => j.id)).toEqual([tune[1]!.id]);
       } finally {
         await cleanup();
       }

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { loadEnv, runtimeOptions } from '../../config.ts';
 import { Runtime, type CaptionMethod } from '../../inference/runtime.ts';
-import { intFlag, parse, UsageError, type Command } from '../command.ts';
+import { intFlag, oneOf, parse, UsageError, type Command } from '../command.ts';
 
-const METHODS = ['greedy', 'beam', 'nucleus'] as const;
+const METHODS = ['greedy', 'beam', 'nucleus'] as const satisfies readonly CaptionMethod[];
 
 export const caption: Command = {
   summary: 'caption an image file with the model',
@@ -22,7 +22,7 @@ examples:
     });
     const file = positionals[0];
     if (!file) throw new UsageError('missing FILE');
-    if (!METHODS.includes(values.method as CaptionMethod)) throw new UsageError(`--method must be one of ${METHODS.join(', ')}`);
+    const method = oneOf('--method', values.method, METHODS);
     const bytes = await readFile(file).catch(() => {
       throw new UsageError(`${file}: cannot read the file`);
     });
@@ -30,7 +30,7 @@ examples:
     const rt = await Runtime.open(values.bundle ?? env.MIRA_MODEL_DIR, runtimeOptions(env));
     try {
       const c = await rt.caption(bytes, {
-        method: values.method as CaptionMethod,
+        method,
         ...(values.beams ? { numBeams: intFlag(values.beams, 'beams', 3) } : {}),
         ...(values['max-length'] ? { maxLength: intFlag(values['max-length'], 'max-length', 20) } : {}),
       }).catch((err: Error) => {

@@ -4,22 +4,24 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { MiraApiError, MiraClient, type Job } from '../../../sdk/src/index.ts';
+import { MiraApiError, MiraClient, type Job, type JobListQuery } from '../../../sdk/src/index.ts';
 import { toJob } from '../../api/routes/jobs/schema.ts';
 import type { Env } from '../../config.ts';
 import type { AppContext } from '../../context.ts';
 import { getCollection } from '../../db/queries/collections.ts';
 import { getJob, listJobs } from '../../db/queries/jobs.ts';
-import { jobStates } from '../../db/schema/jobs.ts';
+import { jobStates, listedJobKinds } from '../../db/schema/jobs.ts';
 import { exportDir, listOutputFiles, type OutputFile } from '../../extract/files.ts';
 import { startExtraction, type ExtractRequest } from '../../extract/start.ts';
 import { cancelJob, JobAlreadyFinished } from '../../jobs/records.ts';
 import { apiFlags, apiHelp } from '../backend.ts';
 import type { ApiBackend } from '../backends/api.ts';
-import { EXIT_INTERRUPTED, intFlag, interruptSignal, parse, UsageError, type Command } from '../command.ts';
+import { EXIT_INTERRUPTED, intFlag, interruptSignal, oneOf, parse, UsageError, type Command } from '../command.ts';
 import { progressBar } from '../progress.ts';
 
 const FINISHED = new Set<Job['state']>(['completed', 'failed', 'cancelled', 'lost']);
+/** `mira jobs list` filters that the database query and the API take as they are. */
+type JobFilter = Pick<JobListQuery, 'state' | 'kind'>;
 const POLL_MS = 500;
 
 /** Job commands against the store opened here (jobs run in this process without Redis) or a server. */
@@ -27,7 +29,7 @@ export interface JobsBackend {
   /** Jobs run in this process (embedded, no Redis): a command must wait for them, or they wait for the next start. */
   readonly runsJobsHere: boolean;
   get(id: string): Promise<Job>;
-  list(q: { state?: Job['state']; collection?: string; limit: number }): Promise<Job[]>;
+  list(q: JobFilter & { collection?: string; limit: number }): Promise<Job[]>;
   cancel(id: string): Promise<Job>;
   extract(req: { collection?: string; files?: ExtractRequest['files']; model?: string; captions?: boolean; chunkSize?: number }): Promise<Job>;
   /** Copies (embedded) or downloads (API) the finished output files into `dir`; returns their paths. */
@@ -66,8 +68,9 @@ function localBackend(ctx: AppContext): JobsBackend {
     runsJobsHere: ctx.queue.kind === 'in-process',
     get: async (id) => toJob(await row(id)),
     async list(q) {
-      const c = q.collection ? await collectionId(q.collection) : undefined;
-      const page = await listJobs(ctx.db, { limit: q.limit, ...(q.state ? { state: q.state } : {}), ...(c ? { collectionId: c.id } : {}) });
+      const { collection, ...filter } = q;
+      const c = collection ? await collectionId(collection) : undefined;
+      const page = await listJobs(ctx.db, { ...filter, ...(c ? { collectionId: c.id } : {}) });
       return page.items.map(toJob);
     },
     async cancel(id) {
@@ -105,8 +108,9 @@ function apiBackend(client: MiraClient, named: ApiBackend): JobsBackend {
     runsJobsHere: false,
     get: (id) => client.getJob(id).catch(usageOn404),
     async list(q) {
-      const collection = q.collection ? await collectionId(q.collection) : undefined;
-      return (await client.listJobs({ limit: q.limit, ...(q.state ? { state: q.state } : {}), ...(collection ? { collectionId: collection } : {}) })).items;
+      const { collection, ...filter } = q;
+      const id = collection ? await collectionId(collection) : undefined;
+      return (await client.listJobs({ ...filter, ...(id ? { collectionId: id } : {}) })).items;
     },
     cancel: (id) => client.cancelJob(id).catch(usageOn404),
     async extract(req) {
@@ -178,11 +182,12 @@ function printJobs(jobs: Job[], json: boolean): void {
 
 export const jobs: Command = {
   summary: 'list, watch and cancel jobs (extract, reextract, finetune)',
-  help: `usage: mira jobs list [--state STATE] [--collection NAME] [--limit N (20)] [--api URL] [--json]
+  help: `usage: mira jobs list [--state STATE] [--kind KIND] [--collection NAME] [--limit N (20)] [--api URL] [--json]
        mira jobs watch ID [--api URL] [--json]
        mira jobs cancel ID [--api URL] [--json]
 
-list    newest first: id, kind, state, progress, created, error.
+list    newest first: id, kind, state, progress, created, error. --kind: extract, reextract or
+        finetune (ingest jobs are one per image: \`mira jobs watch ID\`).
 watch   follows a job to its end with a progress bar (done/total, rate, ETA) on stderr; with
         --json, one JSON line {id, state, progress} on stdout per change, for scripts.
 cancel  a queued job never runs; a running one stops at its next check (within about a second,
@@ -197,21 +202,24 @@ a server or database error, 2 bad usage or an unknown job, 130 interrupted (the 
 
 examples:
   mira jobs list --state running
+  mira jobs list --kind finetune --collection photos
   mira jobs watch extract_0b6f3c1e-6d8f-4a57-9d38-2f1b7d1d6a10
   mira jobs cancel extract_0b6f3c1e-6d8f-4a57-9d38-2f1b7d1d6a10 --api http://localhost:8080`,
   async run(argv) {
-    const { values, positionals } = parse(argv, { state: { type: 'string' }, collection: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean', default: false }, ...apiFlags });
+    const { values, positionals } = parse(argv, { state: { type: 'string' }, kind: { type: 'string' }, collection: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean', default: false }, ...apiFlags });
     const [sub, id, ...extra] = positionals;
     if (extra.length) throw new UsageError(`unexpected argument "${extra[0]}"`);
     if (sub !== 'list' && sub !== 'watch' && sub !== 'cancel') throw new UsageError(sub ? `unknown subcommand "${sub}" (list, watch or cancel)` : 'missing subcommand: list, watch or cancel');
     if (sub !== 'list' && !id) throw new UsageError(`missing job ID: mira jobs ${sub} ID`);
     if (sub === 'list' && id) throw new UsageError(`unexpected argument "${id}"`);
-    const state = values.state;
-    if (state !== undefined && !(jobStates as readonly string[]).includes(state)) throw new UsageError(`--state must be one of ${jobStates.join(', ')}, got "${state}"`);
+    const filter: JobFilter = {
+      ...(values.state !== undefined ? { state: oneOf('--state', values.state, jobStates) } : {}),
+      ...(values.kind !== undefined ? { kind: oneOf('--kind', values.kind, listedJobKinds) } : {}),
+    };
     const backend = await openJobsBackend(values.api);
     try {
       if (sub === 'list') {
-        printJobs(await backend.list({ limit: intFlag(values.limit, 'limit', 20), ...(state ? { state: state as Job['state'] } : {}), ...(values.collection ? { collection: values.collection } : {}) }), values.json);
+        printJobs(await backend.list({ limit: intFlag(values.limit, 'limit', 20), ...filter, ...(values.collection ? { collection: values.collection } : {}) }), values.json);
         return 0;
       }
       if (sub === 'cancel') {

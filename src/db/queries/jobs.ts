@@ -74,6 +74,7 @@ export async function updateJob(db: Db, id: string, patch: JobPatch, opts: { fro
 
 export interface JobQuery {
   state?: JobState;
+  kind?: JobKind;
   collectionId?: string;
   cursor?: string;
   limit: number;
@@ -84,6 +85,7 @@ export async function listJobs(db: Db, q: JobQuery): Promise<Page<Job>> {
   const limit = checkLimit(q.limit);
   const where: SQL[] = [];
   if (q.state) where.push(eq(jobs.state, q.state));
+  if (q.kind) where.push(eq(jobs.kind, q.kind));
   if (q.collectionId) {
     if (!isUuid(q.collectionId)) return { items: [], nextCursor: null };
     where.push(eq(jobs.collectionId, q.collectionId));

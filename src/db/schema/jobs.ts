@@ -1,7 +1,9 @@
 import { index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import { collections } from './collections.ts';
 
-export const jobKinds = ['ingest', 'extract', 'reextract', 'finetune'] as const;
+/** Kinds with a row here. Ingest jobs have none: one per image, their state is the image row's. */
+export const listedJobKinds = ['extract', 'reextract', 'finetune'] as const;
+export const jobKinds = ['ingest', ...listedJobKinds] as const;
 export const jobStates = ['queued', 'running', 'completed', 'failed', 'cancelled', 'lost'] as const;
 
 /** Durable job history beside BullMQ's: survives Redis restarts and trimming. */

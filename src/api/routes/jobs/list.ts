@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { listJobs } from '../../../db/queries/jobs.ts';
-import { jobStates } from '../../../db/schema/index.ts';
+import { jobStates, listedJobKinds } from '../../../db/schema/index.ts';
 import { ApiError, errorResponses } from '../../errors.ts';
 import { requireScope } from '../../middleware/auth.ts';
 import { jsonContent, pageQuery, Uuid } from '../../schemas.ts';
@@ -10,6 +10,10 @@ import { JobPage, toJob } from './schema.ts';
 
 const Query = z.strictObject({
   state: z.enum(jobStates).optional().openapi({ param: { name: 'state', in: 'query' } }),
+  kind: z.enum(listedJobKinds).optional().openapi({
+    param: { name: 'kind', in: 'query' },
+    description: 'Only jobs of this kind. Ingest jobs are not listed: there is one per image, at GET /v1/jobs/{id}',
+  }),
   collectionId: Uuid.optional().openapi({
     param: { name: 'collectionId', in: 'query' },
     description: 'Required for a key limited to several collections',
@@ -43,6 +47,7 @@ export function registerListJobs(app: App) {
     const page = await listJobs(c.var.ctx.db, {
       limit: q.limit,
       ...(q.state ? { state: q.state } : {}),
+      ...(q.kind ? { kind: q.kind } : {}),
       ...(collectionId ? { collectionId } : {}),
       ...(q.cursor ? { cursor: q.cursor } : {}),
     });
