@@ -26,6 +26,9 @@ STEPS="${MIRA_TRAIN_STEPS:-4000}"   # schedule length; shortened only if the bud
 # The recipe of models/default (models/TRAINING.md, "The recipe"): a convolutional stem, swapped-caption
 # and mirror-image negatives in ITC, shape-swap negatives in ITM, ITM on half the rows, from 10 % of
 # the schedule on. Flags given to this script come after these and override the valued ones.
+# models/default's version: new weights need a new name@version (the registry refuses the same
+# one with other files). 1 was the first default model (2026-11), 2 the one trained on 2026-12-06.
+VERSION="${MIRA_MODEL_VERSION:-2}"
 RECIPE=(--conv-stem 32,64 --itc-negatives --mirror-negatives --shape-negatives --itm-rows 64 --itm-from 0.1)
 FOREGROUND=0
 FRESH=0
@@ -93,7 +96,7 @@ abs() { case "$1" in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
 cd models
 set +e
 "$PY" -u -m mira_blip.train --steps "$STEPS" --train "$(abs "$DATA/train")" --val "$(abs "$DATA/val")" --run "$(abs "$RUN")" --out "$(abs "$OUT")" \
-  --budget-min "$TRAIN_MIN" "${RECIPE[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
+  --budget-min "$TRAIN_MIN" --version "$VERSION" "${RECIPE[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
 RC=$?
 if [ "$RC" = 0 ]; then
   # The exported graphs against PyTorch on the bundle's own weights, and greedy captions of 200

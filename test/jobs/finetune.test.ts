@@ -114,7 +114,7 @@ describe('fine-tuning in embedded mode through `mira finetune --pairs` (in-proce
     const r = job.result as Result;
     report('embedded', job, r, seconds);
     expect(r.after.t2i_itc_r1, JSON.stringify(r)).toBeGreaterThan(r.before.t2i_itc_r1);
-    expect(r).toMatchObject({ registered: true, pairs: SMALL.n, steps: SMALL.steps, modelId: 'mira-blip-scenes@2' });
+    expect(r).toMatchObject({ registered: true, pairs: SMALL.n, steps: SMALL.steps, modelId: 'mira-blip-scenes@3' });
     expect(await readdir(join(dir, 'data', 'models', job.id))).toContain('manifest.json');
   }, 1_500_000);
 });
