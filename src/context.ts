@@ -20,7 +20,7 @@ import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { listCollections } from './db/queries/collections.ts';
 import { countJobsByState } from './db/queries/jobs.ts';
-import { registerBundle, RuntimeCache } from './models/registry.ts';
+import { registerBundle, RuntimeCache, verifiedBundlePath } from './models/registry.ts';
 import { LocalBlobStore, type BlobStore } from './storage/blob.ts';
 
 /** Everything a Mira process holds, built once at startup and passed down. */
@@ -72,14 +72,14 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
       metrics.inferenceQueueWait.observe({ graph }, e.queueWaitMs / 1000);
     },
   });
-  // A registered name@version never changes (its checksum is fixed), so its path can be cached.
+  // A registered name@version never changes (its checksum is fixed): checked once, its path is cached.
   const modelPaths = new Map<string, string>();
   const runtime = async (modelId: string) => {
     let path = modelPaths.get(modelId);
     if (!path) {
       const model = await getModel(db, modelId);
       if (!model) throw new Error(`model ${modelId} is not registered`);
-      modelPaths.set(modelId, (path = model.path));
+      modelPaths.set(modelId, (path = await verifiedBundlePath(model)));
     }
     return runtimes.get(modelId, path);
   };

@@ -22,6 +22,20 @@ export async function bundleChecksum(dir: string, manifest?: Manifest): Promise<
 }
 
 /**
+ * The folder of a registered model, once its files are checked to be the registered bytes: a
+ * bundle replaced in place (new weights under the same name@version) would otherwise embed queries
+ * with another model than the one its collections were indexed with, silently.
+ */
+export async function verifiedBundlePath(model: Pick<Model, 'id' | 'path' | 'checksum'>): Promise<string> {
+  const now = await bundleChecksum(model.path).catch(() => null);
+  if (now === model.checksum) return model.path;
+  throw new Error(
+    `model ${model.id}: ${now ? `the files at ${model.path} changed since it was registered` : `no readable bundle at ${model.path}`}; ` +
+      'restore them, or register the new files under a new version and move the collections to it (mira models activate NAME@VERSION)',
+  );
+}
+
+/**
  * Registers a bundle folder (idempotent for the same bytes; a changed bundle under an old version is
  * a Conflict). The same bytes registered from a new folder while the recorded one is gone (the
  * install moved, a checkout was deleted) move the record to the new folder.

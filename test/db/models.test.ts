@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { eq, TransactionRollbackError } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { Conflict, NotFound } from '../../src/db/errors.ts';
@@ -6,7 +8,7 @@ import { createCollection, deleteCollection, getCollection, listCollections } fr
 import { getActiveModel, getModel, listModels, registerModel, setActiveModel, type NewModel } from '../../src/db/queries/models.ts';
 import { models } from '../../src/db/schema/index.ts';
 import type { Db } from '../../src/db/client.ts';
-import { registerBundle } from '../../src/models/registry.ts';
+import { registerBundle, verifiedBundlePath } from '../../src/models/registry.ts';
 import { bundleCopy } from '../inference/helpers.ts';
 import { dbModes, ownCollection, suffix, useDatabase } from './modes.ts';
 
@@ -61,6 +63,24 @@ describe.each(dbModes)('models and collections, $mode', (m) => {
           expect((await getModel(db(), `${name}@1`))?.path).toBe(b.dir);
         } finally {
           await Promise.all([a.cleanup(), b.cleanup()]);
+        }
+      });
+    });
+
+    it('a registered bundle whose files changed in place is refused when it is loaded', async () => {
+      const name = `inplace-${suffix()}`;
+      const a = await bundleCopy((mf) => Object.assign(mf, { name, version: '1' }));
+      await withModels(db(), [`${name}@1`], async () => {
+        try {
+          const { model } = await registerBundle(db(), a.dir);
+          expect(await verifiedBundlePath(model)).toBe(a.dir);
+          const manifest = join(a.dir, 'manifest.json');
+          await writeFile(manifest, `${await readFile(manifest, 'utf8')}\n`); // one byte more: other files
+          await expect(verifiedBundlePath(model)).rejects.toThrow(new RegExp(`model ${name}@1: the files at .* changed since it was registered`));
+          await a.cleanup();
+          await expect(verifiedBundlePath(model)).rejects.toThrow(/no readable bundle/);
+        } finally {
+          await a.cleanup();
         }
       });
     });
