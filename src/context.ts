@@ -86,6 +86,8 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
   const blobs = new LocalBlobStore(resolve(dataDir, 'blobs'));
   const features = await openTokenStore(resolve(dataDir, 'features'));
   const { model: defaultModel } = await registerBundle(db, env.MIRA_MODEL_DIR);
+  // registerBundle has just hashed these files and matched them to the row: no second check.
+  if (defaultModel.path === resolve(env.MIRA_MODEL_DIR)) modelPaths.set(defaultModel.id, defaultModel.path);
   if (!(await getActiveModel(db))) await setActiveModel(db, defaultModel.id);
 
   // Service replicas follow Postgres; a single embedded process syncs right after its own writes.

@@ -116,6 +116,9 @@ describe(`bulk extraction through the API (${server.mode})`, () => {
     expect(p.problem.code).toBe('invalid_request');
     const none = await problemOf(admin.extract({} as never));
     expect(none.status).toBe(400);
+    const kind = await problemOf(admin.listJobs({ kind: 'ingest' as never }));
+    expect(kind.status).toBe(400);
+    expect(kind.problem.code).toBe('invalid_request');
     const files = await problemOf(admin.listJobFiles('extract_nope'));
     expect(files.status).toBe(404);
     expect((await admin.listJobs({ limit: 200 })).items.length).toBe(before);

@@ -6,6 +6,7 @@ import { readManifest } from '../../src/inference/bundle.ts';
 import { Runtime } from '../../src/inference/runtime.ts';
 import { parseCaption } from '../../src/scenes/captions.ts';
 import { renderScene } from '../../src/scenes/render.ts';
+import type { Scene } from '../../src/scenes/scene.ts';
 
 // The committed default model (issue 3): within the 25 MB limit, a valid bundle that Mira's
 // runtime opens, and its captions are sentences of the scene grammar. Its quality figures come
@@ -40,8 +41,8 @@ describe('models/default', () => {
   });
 
   it('captions a generated scene with a sentence that parses back to a scene', async () => {
-    const scene = { objects: [{ size: 'large', color: 'red', shape: 'circle' }, { size: 'small', color: 'blue', shape: 'square' }], relations: [{ subject: 0, relation: 'left', object: 1 }] } as const;
-    const png = await renderScene(structuredClone(scene) as never, { size: 64 });
+    const scene: Scene = { objects: [{ size: 'large', color: 'red', shape: 'circle' }, { size: 'small', color: 'blue', shape: 'square' }], relations: [{ subject: 0, relation: 'left', object: 1 }] };
+    const png = await renderScene(scene, { size: 64 });
     const { text } = await rt.caption(new Uint8Array(png), { method: 'beam' });
     expect(parseCaption(text), text).not.toBeNull();
   });
