@@ -45,6 +45,23 @@ COLOR_WORDS = ('red', 'green', 'blue', 'yellow', 'purple', 'orange', 'white', 'b
 SIZE_WORDS = ('small', 'large')
 SHAPE_WORDS = ('circle', 'square', 'triangle', 'star', 'diamond', 'hexagon')
 REL_FLIP = {'left': 'right', 'right': 'left', 'above': 'below', 'below': 'above', 'under': 'above'}
+# What mirroring an image does to its caption's words: left-right (axis 1) and top-bottom (axis 2).
+MIRROR_WORDS = ({'left': 'right', 'right': 'left'}, {'above': 'below', 'below': 'above', 'under': 'above'})
+
+
+def mirror_key(key: str, horizontal: bool, vertical: bool) -> str:
+    """The scene key (src/scenes/scene.ts sceneKey) of the scene mirrored left-right and/or
+    top-bottom: facts are normalised to `S <left> O` / `S <above> O`, so a mirror along a fact's
+    axis exchanges its two objects; the facts are then sorted again, as sceneKey does."""
+    names, _, facts = key.partition('|')
+    if not facts:
+        return key
+    out = []
+    for f in facts.split(';'):
+        s, rel, o = f.partition(' <left> ') if ' <left> ' in f else f.partition(' <above> ')
+        flip = horizontal if rel == ' <left> ' else vertical
+        out.append(f'{o}{rel}{s}' if flip else f)
+    return f"{names}|{';'.join(sorted(out))}"
 
 
 # ------------------------------------------------------------------------------------ tokenizer
@@ -252,6 +269,10 @@ class SceneSplit:
         # keys -> small ints (same int = same scene content)
         kid: dict[str, int] = {}
         self.key_ids = np.array([kid.setdefault(k, len(kid)) for k in self.keys], dtype=np.int64)
+        # the key ids of each image mirrored: [none, left-right, top-bottom, both] (for --flip)
+        self.mirror_key_ids = np.stack([self.key_ids] + [
+            np.array([kid.setdefault(mirror_key(k, h, v), len(kid)) for k in self.keys], dtype=np.int64)
+            for h, v in ((True, False), (False, True), (True, True))])
 
         cache = self.root / '.cache'
         cache.mkdir(exist_ok=True)
@@ -352,8 +373,17 @@ class GroupBatcher:
     flat index list is cut into batches of `batch_size`, so group members share a batch (a unit is
     split only where it straddles a batch boundary). Step s maps to (epoch, batch) deterministically."""
 
-    def __init__(self, split: SceneSplit, batch_size: int, seed: int):
-        self.split, self.bs, self.seed = split, batch_size, seed
+    def __init__(self, split: SceneSplit, batch_size: int, seed: int, flip: float = 0.0):
+        self.split, self.bs, self.seed, self.flip = split, batch_size, seed, flip
+        v = split.vocab
+        # word-id maps of the two mirrors (identity elsewhere), for the captions of flipped images
+        self.mirror_maps = []
+        for words in MIRROR_WORDS:
+            m = np.arange(len(v), dtype=np.int64)
+            for a, b in words.items():
+                if a in v.ids and b in v.ids:
+                    m[v.ids[a]] = v.ids[b]
+            self.mirror_maps.append(m)
         self.units = split.units()
         self.per_epoch = len(split) // batch_size
         self._epoch, self._order = None, None
@@ -369,13 +399,27 @@ class GroupBatcher:
 
     def batch(self, step: int, max_len: int, device='cpu') -> dict[str, torch.Tensor]:
         """Images, one random caption each, a hard text negative per caption (if the split has
-        them), ids for ITC ([CLS]...), ITM ([ENC]...) and LM ([DEC] a picture of ...)."""
+        them), ids for ITC ([CLS]...), ITM ([ENC]...) and LM ([DEC] a picture of ...).
+        With `flip` > 0 each image is mirrored left-right with that probability and, independently,
+        top-bottom; its caption and negative get the mirrored relation words and its scene key the
+        mirrored scene's, so every flipped pair is again a true pair (and a flipped image whose
+        mirror scene is elsewhere in the batch is that image's positive, as BLIP's idx rule wants)."""
         sp, v = self.split, self.split.vocab
         idx = self.indices(step)
         rng = np.random.default_rng([self.seed, 2, step])
         lo, hi = sp.img_cap_off[idx], sp.img_cap_off[idx + 1]
         cap = lo + (rng.random(len(idx)) * (hi - lo)).astype(np.int64)
         words = [sp.cap_tokens.get(j) for j in cap]
+        pixels, keys = sp.pixels[idx], sp.key_ids[idx]
+        if self.flip > 0:
+            fl = np.random.default_rng([self.seed, 3, step]).random((2, len(idx))) < self.flip  # [left-right, top-bottom]
+            pixels[fl[0]] = pixels[fl[0]][..., ::-1]
+            pixels[fl[1]] = pixels[fl[1]][..., ::-1, :]
+            keys = sp.mirror_key_ids[fl[0] * 1 + fl[1] * 2, idx]
+            remap = lambda r, ws: self._mirror_words(ws, fl[0, r], fl[1, r])  # noqa: E731
+            words = [remap(r, ws) for r, ws in enumerate(words)]
+        else:
+            remap = lambda r, ws: ws  # noqa: E731
         ids, mask = pad_batch(words, v.cls, v.sep, max_len)
         prompt = v.encode_words(PROMPT)
         lm_ids, lm_mask = pad_batch(words, v.bos, v.sep, max_len, prefix=prompt)
@@ -389,8 +433,8 @@ class GroupBatcher:
         out = {
             'mirror': torch.tensor(mirror, dtype=torch.long),
             'index': torch.from_numpy(idx.copy()),
-            'pixels': torch.from_numpy(sp.pixels[idx]),
-            'key': torch.from_numpy(sp.key_ids[idx]),
+            'pixels': torch.from_numpy(np.ascontiguousarray(pixels)),
+            'key': torch.from_numpy(np.ascontiguousarray(keys)),
             'ids': ids,
             'mask': mask,
             'lm_ids': lm_ids,
@@ -403,8 +447,15 @@ class GroupBatcher:
                 a, b = sp.neg_off[j], sp.neg_off[j + 1]
                 if b > a:
                     has.append(r)
-                    negs.append(sp.neg_tokens.get(int(a + rng.integers(b - a))))
+                    negs.append(remap(r, sp.neg_tokens.get(int(a + rng.integers(b - a)))))
             if negs:
                 nid, nmask = pad_batch(negs, v.enc, v.sep, max_len)
                 out.update(neg_rows=torch.tensor(has, dtype=torch.long), neg_ids=nid, neg_mask=nmask)
         return {k: t.to(device) for k, t in out.items()}
+
+    def _mirror_words(self, ws: np.ndarray, horizontal: bool, vertical: bool) -> np.ndarray:
+        if horizontal:
+            ws = self.mirror_maps[0][ws]
+        if vertical:
+            ws = self.mirror_maps[1][ws]
+        return ws

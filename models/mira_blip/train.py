@@ -71,10 +71,31 @@ def model_config(a, tj: dict) -> dict:
     }
 
 
+def sincos_positions(grid: int, width: int) -> torch.Tensor:
+    """[1, 1 + grid*grid, width]: zeros for the class token, then per patch (row-major) sin/cos of
+    its column on the first half of the channels and of its row on the second half, at width/4
+    frequencies spaced geometrically from a quarter turn across the whole grid to a quarter turn per
+    patch. Unit amplitude, so the position part of a patch token is about as large as its content
+    (the stem's patch features have norm ~7 at width 128); the N(0, 0.02) init is ~20 times weaker
+    and the default model's learned grid then barely encoded columns (TRAINING.md)."""
+    if width % 4:
+        raise ValueError(f'sincos position embedding needs a width divisible by 4, got {width}')
+    omega = torch.logspace(math.log10(math.pi / (2 * grid)), math.log10(math.pi / 2), width // 4, dtype=torch.float64)
+    coords = torch.arange(grid, dtype=torch.float64)
+    def axis(v):  # [grid*grid] -> [grid*grid, width/2]
+        a = v[:, None] * omega[None, :]
+        return torch.cat([a.sin(), a.cos()], 1)
+    ys, xs = torch.meshgrid(coords, coords, indexing='ij')
+    pos = torch.cat([axis(xs.reshape(-1)), axis(ys.reshape(-1))], 1)
+    return torch.cat([torch.zeros(1, width, dtype=torch.float64), pos])[None].float()
+
+
 @torch.no_grad()
-def init_weights(model: torch.nn.Module, std: float = 0.02) -> None:
+def init_weights(model: torch.nn.Module, std: float = 0.02, pos_init: str = 'normal') -> None:
     """BERT / timm-ViT style init: N(0, 0.02) for linear, conv and embedding weights, zero biases,
-    LayerNorm (1, 0), ViT class and position embeddings N(0, 0.02)."""
+    LayerNorm (1, 0), ViT class embedding N(0, 0.02); position embeddings N(0, 0.02) or, with
+    pos_init='sincos', the 2-D sine-cosine grid of `sincos_positions` (still a learned parameter,
+    the same HF key, so export and the runtime do not change)."""
     for m in model.modules():
         if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
             m.weight.normal_(0, std)
@@ -93,7 +114,11 @@ def init_weights(model: torch.nn.Module, std: float = 0.02) -> None:
             if isinstance(m, torch.nn.Conv2d):
                 torch.nn.init.kaiming_normal_(m.weight, nonlinearity='relu')
     emb.class_embedding.normal_(0, std)
-    emb.position_embedding.normal_(0, std)
+    if pos_init == 'sincos':
+        n, width = emb.position_embedding.shape[1:]
+        emb.position_embedding.copy_(sincos_positions(int(round((n - 1) ** 0.5)), width))
+    else:
+        emb.position_embedding.normal_(0, std)
     model.text_decoder.cls.predictions.bias.zero_()
 
 
@@ -126,10 +151,10 @@ def amp_layernorms(model: torch.nn.Module) -> None:
             m.__class__ = AmpLayerNorm
 
 
-def build_model(cfg_dict: dict, share: bool, seed: int) -> BlipForTraining:
+def build_model(cfg_dict: dict, share: bool, seed: int, pos_init: str = 'normal') -> BlipForTraining:
     torch.manual_seed(seed)
     model = BlipForTraining(config_from_dict(cfg_dict))
-    init_weights(model)
+    init_weights(model, pos_init=pos_init)
     amp_layernorms(model)
     if share:
         share_text_weights(model)
@@ -366,6 +391,7 @@ def parse_args(argv=None):
     g.add_argument('--patch', type=int, default=8)
     g.add_argument('--conv-stem', type=lambda v: [int(x) for x in v.split(',')] if v else [], default=[],
                    help='channel widths of a convolutional stem before the ViT, e.g. 32,64 with --patch 8 (TRAINING.md); default none')
+    g.add_argument('--pos-init', choices=['normal', 'sincos'], default='normal', help='ViT position embedding init: N(0, 0.02) (BLIP) or a 2-D sine-cosine grid (TRAINING.md)')
     g.add_argument('--vision-width', type=int, default=128)
     g.add_argument('--vision-layers', type=int, default=4)
     g.add_argument('--text-width', type=int, default=128)
@@ -394,6 +420,8 @@ def parse_args(argv=None):
     g.add_argument('--itm-rows', type=int, default=0, help='ITM on the first N rows of each batch only (0: all); their negatives are still mined from the whole batch')
     g.add_argument('--mirror-negatives', action='store_true', help="ITC text->image also scores each relation caption against its own image mirrored (see TRAINING.md)")
     g.add_argument('--itc-negatives', action='store_true', help="ITC image->text also scores each image against its own swapped-caption negative (see TRAINING.md)")
+    g.add_argument('--flip', type=float, default=0.0, help='probability of mirroring a training image left-right, and (independently) top-bottom, '
+                   'with its captions, negatives and scene rewritten to match (left <-> right, above <-> below); 0: off')
     g.add_argument('--no-swap-negatives', action='store_true', help='ITM without the swapped-caption text negatives')
     g.add_argument('--no-itm-balance', action='store_true', help='plain ITM cross entropy (default: positives weighted to balance the negatives)')
     g.add_argument('--seed', type=int, default=0)
@@ -462,9 +490,9 @@ def main(argv=None) -> int:
          'vocab': len(vocab), 'longest_caption_words': longest, 'prep_s': round(time.time() - t0, 1)})
 
     cfg_dict = model_config(a, tj)
-    model = build_model(cfg_dict, not a.no_share, a.seed).to(device)
+    model = build_model(cfg_dict, not a.no_share, a.seed, a.pos_init).to(device)
     opt = make_optimizer(model, a.lr, a.wd)
-    batcher = GroupBatcher(train, a.batch, a.seed)
+    batcher = GroupBatcher(train, a.batch, a.seed, flip=a.flip)
     step, state = 0, {'args': {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}, 'total': a.steps, 'evals': [], 'train_s': 0.0, 'evals_s': 0.0}
     if resume is not None:
         model.load_state_dict(resume['model'])

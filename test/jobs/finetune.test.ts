@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -114,7 +114,9 @@ describe('fine-tuning in embedded mode through `mira finetune --pairs` (in-proce
     const r = job.result as Result;
     report('embedded', job, r, seconds);
     expect(r.after.t2i_itc_r1, JSON.stringify(r)).toBeGreaterThan(r.before.t2i_itc_r1);
-    expect(r).toMatchObject({ registered: true, pairs: SMALL.n, steps: SMALL.steps, modelId: 'mira-blip-scenes@3' });
+    // the fine-tuned model is the default model's name at the next version
+    const { name, version } = JSON.parse(await readFile(resolve(REPO, 'models/default/manifest.json'), 'utf8')) as { name: string; version: string };
+    expect(r).toMatchObject({ registered: true, pairs: SMALL.n, steps: SMALL.steps, modelId: `${name}@${Number(version) + 1}` });
     expect(await readdir(join(dir, 'data', 'models', job.id))).toContain('manifest.json');
   }, 1_500_000);
 });

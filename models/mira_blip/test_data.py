@@ -1,0 +1,86 @@
+"""Checks of the training data path that the recipe of models/default relies on (run by
+test/models/train-data.test.ts; prints 'train data test: ok' at the end).
+
+    cd models && /usr/bin/python3 -m mira_blip.test_data
+
+1. --flip: a generated split, a batch with every image mirrored both ways and one with half of them:
+   each caption (and ITC key) parses back, with the generator's own parser, to the scene of the
+   mirrored image; each negative still names another scene; the pixels are the mirrored ones.
+2. mirror_key on a hand-written key.
+3. --pos-init sincos: the grid has the columns on the first half of the channels and the rows on the
+   second, so a left-right mirror of the grid changes only the first half.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .data import REPO, GroupBatcher, SceneSplit, mirror_key, scene_keys
+from .train import sincos_positions
+
+
+def check(cond: bool, what: str) -> None:
+    if not cond:
+        raise AssertionError(what)
+
+
+def flip_batches(root: Path) -> None:
+    subprocess.run(['npx', 'tsx', 'src/scenes/cli.ts', '--seed', '11', '--n', '48', '--out', str(root)], cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    split = SceneSplit(root, 16, hard_negatives=True, workers=1)
+    v = split.vocab
+    names = {}  # key id -> key string, for every mirror of every image
+    for axis, (h, vert) in enumerate(((False, False), (True, False), (False, True), (True, True))):
+        for i, k in enumerate(split.keys):
+            names[int(split.mirror_key_ids[axis, i])] = mirror_key(k, h, vert)
+    for flip in (1.0, 0.5):
+        batcher = GroupBatcher(split, 32, seed=3, flip=flip)
+        b = batcher.batch(0, 40)
+        fl = np.random.default_rng([3, 3, 0]).random((2, 32)) < flip
+        caps = [v.decode(r[1:]) for r in b['ids'].tolist()]
+        negs = [v.decode(r[1:]) for r in b['neg_ids'].tolist()]
+        keys = scene_keys(caps + negs)
+        own = [names[int(k)] for k in b['key'].tolist()]
+        check(keys[: len(caps)] == own, f'flip {flip}: captions of mirrored images parse to the mirrored scene')
+        for j, r in enumerate(b['neg_rows'].tolist()):
+            check(keys[len(caps) + j] not in (None, own[r]), f'flip {flip}: negative {negs[j]!r} names another scene than its image')
+        idx = b['index'].numpy()
+        for r in range(32):
+            want = split.pixels[idx[r]]
+            want = want[..., ::-1] if fl[0, r] else want
+            want = want[..., ::-1, :] if fl[1, r] else want
+            check(np.array_equal(b['pixels'][r].numpy(), want), f'flip {flip}: row {r} pixels mirrored as drawn')
+        if flip == 1.0:
+            moved = sum(names[int(k)] != split.keys[i] for k, i in zip(b['key'].tolist(), idx))
+            check(moved > 0, 'a full flip changes the scene of every image with a relation')
+    b0 = GroupBatcher(split, 32, seed=3).batch(0, 40)
+    check(np.array_equal(b0['key'].numpy(), split.key_ids[b0['index'].numpy()]), 'no flip: keys are the split\'s own')
+
+
+def main() -> int:
+    key = 'large blue square+small red circle+small green star|small green star <above> large blue square;small red circle <left> large blue square'
+    check(mirror_key(key, True, False) == 'large blue square+small red circle+small green star|large blue square <left> small red circle;small green star <above> large blue square', 'left-right mirror exchanges the <left> fact')
+    check(mirror_key(key, False, True) == 'large blue square+small red circle+small green star|large blue square <above> small green star;small red circle <left> large blue square', 'top-bottom mirror exchanges the <above> fact')
+    check(mirror_key(mirror_key(key, True, True), True, True) == key, 'mirroring twice is the identity')
+    check(mirror_key('small red circle|', True, True) == 'small red circle|', 'one object: nothing to mirror')
+
+    pos = sincos_positions(6, 128)
+    check(tuple(pos.shape) == (1, 37, 128) and float(pos[0, 0].abs().max()) == 0.0, 'class slot zero, 36 patches')
+    grid = pos[0, 1:].reshape(6, 6, 128)
+    mirrored = grid.flip(1)  # columns reversed
+    check(bool((mirrored[..., 64:] == grid[..., 64:]).all()), 'rows live in the second half')
+    check(float((mirrored[..., :64] - grid[..., :64]).abs().max()) > 0.5, 'columns live in the first half')
+    norms = grid.norm(dim=-1)
+    check(abs(float(norms.mean()) - 8.0) < 1e-4, 'unit-amplitude sin/cos: norm sqrt(64) = 8 per patch')
+
+    with tempfile.TemporaryDirectory() as tmp:
+        flip_batches(Path(tmp) / 'scenes')
+    print('train data test: ok')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
