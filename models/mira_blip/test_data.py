@@ -9,6 +9,8 @@ test/models/train-data.test.ts; prints 'train data test: ok' at the end).
 2. mirror_key on a hand-written key.
 3. --pos-init sincos: the grid has the columns on the first half of the channels and the rows on the
    second, so a left-right mirror of the grid changes only the first half.
+4. --itm-mirror-negatives: on a tiny model, ITM gets one more (negative) pair per relation caption
+   among its rows, and the loss stays finite and differentiable.
 """
 from __future__ import annotations
 
@@ -19,8 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+import argparse
+
+import torch
+
+from . import tokenizers as toks
 from .data import REPO, GroupBatcher, SceneSplit, mirror_key, scene_keys
-from .train import sincos_positions
+from .train import blip_losses, build_model, model_config, sincos_positions
 
 
 def check(cond: bool, what: str) -> None:
@@ -58,6 +65,24 @@ def flip_batches(root: Path) -> None:
             check(moved > 0, 'a full flip changes the scene of every image with a relation')
     b0 = GroupBatcher(split, 32, seed=3).batch(0, 40)
     check(np.array_equal(b0['key'].numpy(), split.key_ids[b0['index'].numpy()]), 'no flip: keys are the split\'s own')
+    itm_mirror_pairs(split, b0)
+
+
+def itm_mirror_pairs(split: SceneSplit, b: dict) -> None:
+    a = argparse.Namespace(image_size=16, patch=8, vision_width=32, vision_layers=1, heads=2, mlp_ratio=2, text_width=32,
+                           text_layers=1, max_len=40, embed_dim=16, conv_stem=[8, 16])
+    model = build_model(model_config(a, toks.from_words(split.meta['vocabulary'])), True, 0, pos_init='sincos')
+    rows = 16
+    pairs = []
+    for on in (False, True):
+        losses, stats = blip_losses(model, b, split.vocab, torch.Generator().manual_seed(0), False, 'cpu', itm_rows=rows,
+                                    mirror_negatives=True, itm_mirror_negatives=on)
+        check(all(bool(torch.isfinite(v)) for v in losses.values()), 'finite losses')
+        pairs.append(stats['itm_pairs'])
+    relation_rows = int((b['mirror'][:rows] > 0).sum())
+    check(relation_rows > 0 and pairs[1] - pairs[0] == relation_rows, f'one mirrored-image ITM negative per relation caption: {pairs} for {relation_rows}')
+    losses['itm'].backward()
+    check(model.vision_model.embeddings.position_embedding.grad is not None, 'ITM reaches the position grid')
 
 
 def main() -> int:

@@ -180,7 +180,7 @@ def with_own_negative(logits: torch.Tensor, tgt: torch.Tensor, rows: torch.Tenso
     return torch.cat([logits, extra], 1), F.pad(tgt, (0, 1))
 
 
-def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True, itm: bool = True, itc_negatives: bool = False, itm_rows: int = 0, mirror_negatives: bool = False):
+def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True, itm: bool = True, itc_negatives: bool = False, itm_rows: int = 0, mirror_negatives: bool = False, itm_mirror_negatives: bool = False):
     """BLIP's three losses on one batch. Returns (dict of scalar losses, stats).
     b: pixels (uint8, normalized here with CLIP mean/std) or pixel_values (already normalized), key
     (same key = positive pair), ids/mask ([CLS] first), lm_ids/lm_mask/lm_labels, optional neg_*.
@@ -189,7 +189,9 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
     image->text ITC softmax gets one more column, its own swapped-caption negative (an addition to
     BLIP, as NegCLIP does): the image feature must then encode what the swap changed (which color
     or size goes with which shape, the relation, and with --shape-negatives the shapes), which
-    random in-batch captions, already different in color, never ask of it."""
+    random in-batch captions, already different in color, never ask of it. mirror_negatives: each
+    relation caption's own image mirrored is one more column of its text->image ITC row;
+    itm_mirror_negatives: that mirrored image is also an ITM negative for the caption (rows < itm_rows)."""
     key = b['key']
     pos = key[:, None] == key[None, :]  # same scene = positive (BLIP retrieval's idx rule)
     with autocast(device, amp):
@@ -211,7 +213,8 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
         tgt_i2t = tgt
     t2i = sim_t2i
     tgt_t2i = tgt
-    if mirror_negatives and 'mirror' in b and bool((b['mirror'] > 0).any()):
+    mr, mir_img = None, None
+    if (mirror_negatives or itm_mirror_negatives) and 'mirror' in b and bool((b['mirror'] > 0).any()):
         # Each caption naming a relation also scores its own image mirrored (left-right for a
         # left/right relation, else top-bottom): that image shows the same objects with the relation
         # flipped, a negative by construction that only layout can tell apart.
@@ -219,8 +222,10 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
         mr = torch.nonzero(b['mirror'] > 0).squeeze(1)
         flipped = torch.where((b['mirror'][mr] == 1)[:, None, None, None], px[mr].flip(3), px[mr].flip(2))
         with autocast(device, amp):
-            mir_feat = model.image_feat(model.image_embeds(flipped)).float()
-        t2i, tgt_t2i = with_own_negative(sim_t2i, tgt, mr, (txt_feat[mr] * mir_feat).sum(1) / model.temp.clamp(0.001, 0.5))
+            mir_img = model.image_embeds(flipped)
+            mir_feat = model.image_feat(mir_img).float()
+        if mirror_negatives:
+            t2i, tgt_t2i = with_own_negative(sim_t2i, tgt, mr, (txt_feat[mr] * mir_feat).sum(1) / model.temp.clamp(0.001, 0.5))
     l_itc = (-(F.log_softmax(i2t, 1) * tgt_i2t).sum(1).mean() - (F.log_softmax(t2i, 1) * tgt_t2i).sum(1).mean()) / 2
 
     n = key.shape[0]
@@ -258,6 +263,14 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
         ids_parts.append(b['neg_ids'][keep])
         mask_parts.append(b['neg_mask'][keep])
         img_idx.append(b['neg_rows'][keep])
+    images = img
+    if itm_mirror_negatives and mr is not None:
+        # the caption against its own image mirrored: the same objects, its relation the other way
+        keep = mr < m
+        ids_parts.append(enc_ids[mr[keep]])
+        mask_parts.append(b['mask'][mr[keep]])
+        img_idx.append(n + torch.nonzero(keep).squeeze(1))
+        images = torch.cat([img, mir_img])
     t = max(x.shape[1] for x in ids_parts)
     itm_ids = torch.cat([F.pad(x, (0, t - x.shape[1])) for x in ids_parts])
     itm_mask = torch.cat([F.pad(x, (0, t - x.shape[1])) for x in mask_parts])
@@ -265,7 +278,7 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
     labels = torch.zeros(itm_ids.shape[0], dtype=torch.long, device=key.device)
     labels[:n_pos] = 1
     with autocast(device, amp):
-        itm_logits = model.itm_logits(itm_ids, itm_mask, img[itm_img_idx])
+        itm_logits = model.itm_logits(itm_ids, itm_mask, images[itm_img_idx])
         lm_logits = model.decoder_logits(b['lm_ids'], b['lm_mask'], img) if lm else None
     itm_logits = itm_logits.float()
     if itm_balance:  # positives and negatives weigh the same in total (BLIP has 1 : 2 unweighted)
@@ -419,6 +432,7 @@ def parse_args(argv=None):
     g.add_argument('--shape-negatives', action='store_true', help='also give ITM captions with one shape word replaced (experimental, see TRAINING.md)')
     g.add_argument('--itm-rows', type=int, default=0, help='ITM on the first N rows of each batch only (0: all); their negatives are still mined from the whole batch')
     g.add_argument('--mirror-negatives', action='store_true', help="ITC text->image also scores each relation caption against its own image mirrored (see TRAINING.md)")
+    g.add_argument('--itm-mirror-negatives', action='store_true', help='ITM also pairs each relation caption with its own image mirrored, as a negative (see TRAINING.md)')
     g.add_argument('--itc-negatives', action='store_true', help="ITC image->text also scores each image against its own swapped-caption negative (see TRAINING.md)")
     g.add_argument('--flip', type=float, default=0.0, help='probability of mirroring a training image left-right, and (independently) top-bottom, '
                    'with its captions, negatives and scene rewritten to match (left <-> right, above <-> below); 0: off')
@@ -548,7 +562,7 @@ def main(argv=None) -> int:
             log({'event': 'phase', 'step': step, 'itm': itm_on})
             state['recent'] = []  # the speed of the other phase says nothing about this one
         state['itm_on'] = itm_on
-        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance, itm=itm_on, itc_negatives=a.itc_negatives, itm_rows=a.itm_rows, mirror_negatives=a.mirror_negatives)
+        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance, itm=itm_on, itc_negatives=a.itc_negatives, itm_rows=a.itm_rows, mirror_negatives=a.mirror_negatives, itm_mirror_negatives=a.itm_mirror_negatives)
         loss = a.w_itc * losses['itc'] + a.w_itm * losses['itm'] + a.w_lm * losses['lm']
         opt.zero_grad(set_to_none=True)
         loss.backward()
