@@ -23,7 +23,7 @@ TRAIN_N="${MIRA_TRAIN_N:-50000}"
 VAL_N="${MIRA_VAL_N:-1000}"
 BUDGET_MIN=105     # whole job, data generation and export included (the issue allows 120)
 STEPS="${MIRA_TRAIN_STEPS:-4000}"   # schedule length; shortened only if the budget would not fit it
-# The recipe of models/default (models/TRAINING.md, "The recipe"): a convolutional stem, swapped-caption
+# The recipe of models/default (models/TRAINING.md, "Why this configuration", item 7): a convolutional stem, swapped-caption
 # and mirror-image negatives in ITC, shape-swap negatives in ITM, ITM on half the rows, from 10 % of
 # the schedule on. Flags given to this script come after these and override the valued ones.
 # models/default's version: new weights need a new name@version (the registry refuses the same

@@ -44,9 +44,9 @@ REPO = Path(__file__).resolve().parents[2]
 COLOR_WORDS = ('red', 'green', 'blue', 'yellow', 'purple', 'orange', 'white', 'black')
 SIZE_WORDS = ('small', 'large')
 SHAPE_WORDS = ('circle', 'square', 'triangle', 'star', 'diamond', 'hexagon')
-REL_FLIP = {'left': 'right', 'right': 'left', 'above': 'below', 'below': 'above', 'under': 'above'}
 # What mirroring an image does to its caption's words: left-right (axis 1) and top-bottom (axis 2).
 MIRROR_WORDS = ({'left': 'right', 'right': 'left'}, {'above': 'below', 'below': 'above', 'under': 'above'})
+REL_FLIP = {**MIRROR_WORDS[0], **MIRROR_WORDS[1]}  # one relation word flipped (swap negatives)
 
 
 def mirror_key(key: str, horizontal: bool, vertical: bool) -> str:
@@ -376,14 +376,16 @@ class GroupBatcher:
     def __init__(self, split: SceneSplit, batch_size: int, seed: int, flip: float = 0.0):
         self.split, self.bs, self.seed, self.flip = split, batch_size, seed, flip
         v = split.vocab
-        # word-id maps of the two mirrors (identity elsewhere), for the captions of flipped images
-        self.mirror_maps = []
+        # word-id maps of the two mirrors (identity elsewhere), for the captions of flipped images,
+        # and the relation word ids of each axis (which mirror turns a caption into a negative)
+        self.mirror_maps, self.axis_words = [], []
         for words in MIRROR_WORDS:
             m = np.arange(len(v), dtype=np.int64)
             for a, b in words.items():
                 if a in v.ids and b in v.ids:
                     m[v.ids[a]] = v.ids[b]
             self.mirror_maps.append(m)
+            self.axis_words.append({v.ids[w] for w in words if w in v.ids})
         self.units = split.units()
         self.per_epoch = len(split) // batch_size
         self._epoch, self._order = None, None
@@ -410,16 +412,13 @@ class GroupBatcher:
         lo, hi = sp.img_cap_off[idx], sp.img_cap_off[idx + 1]
         cap = lo + (rng.random(len(idx)) * (hi - lo)).astype(np.int64)
         words = [sp.cap_tokens.get(j) for j in cap]
-        pixels, keys = sp.pixels[idx], sp.key_ids[idx]
-        if self.flip > 0:
-            fl = np.random.default_rng([self.seed, 3, step]).random((2, len(idx))) < self.flip  # [left-right, top-bottom]
-            pixels[fl[0]] = pixels[fl[0]][..., ::-1]
-            pixels[fl[1]] = pixels[fl[1]][..., ::-1, :]
-            keys = sp.mirror_key_ids[fl[0] * 1 + fl[1] * 2, idx]
-            remap = lambda r, ws: self._mirror_words(ws, fl[0, r], fl[1, r])  # noqa: E731
-            words = [remap(r, ws) for r, ws in enumerate(words)]
-        else:
-            remap = lambda r, ws: ws  # noqa: E731
+        # [left-right, top-bottom] per row; all False (nothing mirrored) when flip is 0
+        fl = np.random.default_rng([self.seed, 3, step]).random((2, len(idx))) < self.flip
+        pixels = sp.pixels[idx]  # a copy (fancy indexing): mirrored rows never touch the cache
+        pixels[fl[0]] = pixels[fl[0]][..., ::-1]
+        pixels[fl[1]] = pixels[fl[1]][..., ::-1, :]
+        keys = sp.mirror_key_ids[fl[0] * 1 + fl[1] * 2, idx]
+        words = [self._mirror_words(ws, fl[0, r], fl[1, r]) for r, ws in enumerate(words)]
         ids, mask = pad_batch(words, v.cls, v.sep, max_len)
         prompt = v.encode_words(PROMPT)
         lm_ids, lm_mask = pad_batch(words, v.bos, v.sep, max_len, prefix=prompt)
@@ -427,8 +426,7 @@ class GroupBatcher:
         labels[:, : 1 + len(prompt)] = -100  # BLIP masks [DEC] + the prompt; loss on caption + [SEP]
         # mirror: 1 = left-right (the caption names a left/right relation), 2 = top-bottom (only an
         # above/below one), 0 = neither. Mirroring the image flips exactly those relations.
-        horiz = {v.ids[w] for w in ('left', 'right') if w in v.ids}
-        vert = {v.ids[w] for w in ('above', 'below', 'under') if w in v.ids}
+        horiz, vert = self.axis_words
         mirror = [1 if horiz & set(map(int, ws)) else 2 if vert & set(map(int, ws)) else 0 for ws in words]
         out = {
             'mirror': torch.tensor(mirror, dtype=torch.long),
@@ -447,7 +445,7 @@ class GroupBatcher:
                 a, b = sp.neg_off[j], sp.neg_off[j + 1]
                 if b > a:
                     has.append(r)
-                    negs.append(remap(r, sp.neg_tokens.get(int(a + rng.integers(b - a)))))
+                    negs.append(self._mirror_words(sp.neg_tokens.get(int(a + rng.integers(b - a))), fl[0, r], fl[1, r]))
             if negs:
                 nid, nmask = pad_batch(negs, v.enc, v.sep, max_len)
                 out.update(neg_rows=torch.tensor(has, dtype=torch.long), neg_ids=nid, neg_mask=nmask)
