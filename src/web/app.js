@@ -35,14 +35,12 @@ $('api-key').value = apiKey();
 $('key-form').addEventListener('submit', (e) => {
   e.preventDefault();
   setApiKey($('api-key').value.trim());
-  loadCollections();
-  jobs.refresh();
+  loadCollections().then(jobs.refresh);
 });
 $('key-clear').addEventListener('click', () => {
   $('api-key').value = '';
   setApiKey('');
-  loadCollections();
-  jobs.refresh();
+  loadCollections().then(jobs.refresh);
 });
 
 loadCollections();

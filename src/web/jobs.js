@@ -29,7 +29,9 @@ async function poll() {
   busy = true;
   try {
     const { items } = await api('/v1/jobs?limit=20');
-    const seen = JSON.stringify(items);
+    // The names are part of what is shown: a poll answered before the collections were listed
+    // showed ids, and the next must show names even though the jobs themselves did not change.
+    const seen = JSON.stringify([items, items.map((j) => j.collectionId && collectionName(j.collectionId))]);
     if (seen !== shown) {
       shown = seen;
       $('jobs').replaceChildren(...items.map(job));

@@ -16,6 +16,8 @@ const K = 12;
 const SCREENSHOT = join(ROOT, 'test/artifacts/ui-search.png');
 /** Generous: a loaded 2-core machine runs inference, the server and Chromium at once. */
 const WAIT_MS = 60_000;
+/** The jobs panel's poll interval (src/web/jobs.js). */
+const JOBS_POLL_MS = 2000;
 
 if (!hasChromium && chromiumRequired) {
   describe('web UI in Chromium', () => {
@@ -101,8 +103,15 @@ describe.skipIf(!hasChromium)(`web UI in Chromium${hasChromium ? '' : ` (skipped
     await page.getByRole('alert').filter({ hasText: /API key/ }).waitFor();
     expect(await page.locator('#key-panel').getAttribute('open')).not.toBeNull();
     await page.getByLabel('API key').fill(key);
+    // The collections answer comes late (a loaded server), after a jobs poll has already listed the
+    // job: the panel must still name its collection (checked by the jobs panel test below).
+    await page.route('**/v1/collections', async (route) => {
+      await new Promise((r) => setTimeout(r, 2 * JOBS_POLL_MS));
+      await route.continue();
+    });
     await page.getByLabel('API key').press('Enter');
     await page.locator('#collection option', { hasText: collection.name }).waitFor({ state: 'attached' });
+    await page.unroute('**/v1/collections');
     expect(await page.locator('#collection').inputValue()).toBe(collection.id);
     expect(await page.getByRole('alert').isHidden()).toBe(true);
   });
