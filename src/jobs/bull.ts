@@ -132,8 +132,21 @@ export class BullJobQueue implements JobQueue {
   }
 }
 
+/** After a worker close's deadline, how long the tries told to stop get before the connections are cut. */
+export const CLOSE_GRACE_MS = 2000;
+
+/** Whether `p` settles (either way) within `ms`. */
+function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+  return Promise.race([p.then(() => true, () => true), timeout]).finally(() => clearTimeout(timer));
+}
+
 export interface WorkerHandle {
-  /** Stops taking jobs and waits for active ones up to `deadlineMs`; unfinished ones return to the queue. */
+  /**
+   * Stops taking jobs and waits for active ones up to `deadlineMs`, then aborts their signals and
+   * waits CLOSE_GRACE_MS more at most; unfinished ones return to the queue.
+   */
   close(deadlineMs?: number): Promise<void>;
 }
 
@@ -160,7 +173,9 @@ export function startBullWorkers<C>(ctx: C, table: Map<JobKind, Processor<C, any
         };
         const outcome = await runRecorded(proc, ctx, job.data, run, records);
         if (outcome.status === 'completed') return outcome.result;
-        if (outcome.status === 'failed') {
+        // A try ended by this worker's shutdown is not a failure of the job: it is taken again.
+        const shutDown = stopping && run.signal.aborted;
+        if (outcome.status === 'failed' && !shutDown) {
           if (STOPPED_ON_RECORD.has(outcome.code)) run.log.info({ code: outcome.code }, outcome.error.message);
           else run.log.warn({ code: outcome.code, err: outcome.error.message }, 'job failed');
           throw new UnrecoverableError(`${outcome.code}: ${outcome.error.message}`);
@@ -184,11 +199,16 @@ export function startBullWorkers<C>(ctx: C, table: Map<JobKind, Processor<C, any
   return {
     async close(deadlineMs = 30_000) {
       stopping = true;
+      // The deadline is kept here: BullMQ's close(true) after a close() only returns that close's
+      // promise, which waits for the active jobs however long they take.
       const graceful = Promise.all(workers.map((w) => w.close()));
-      const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), deadlineMs).unref());
-      if ((await Promise.race([graceful, timeout])) === 'timeout') {
-        // Force: active jobs are released and will be picked up again (stalled recovery).
-        await Promise.all(workers.map((w) => w.close(true)));
+      if (!(await settlesWithin(graceful, deadlineMs))) {
+        // End the tries: each goes back to queued on its record (records.ts), and its queue entry
+        // is taken again once its lock expires (stalled recovery).
+        for (const w of workers) w.cancelAllJobs('the worker is shutting down');
+        if (!(await settlesWithin(graceful, CLOSE_GRACE_MS))) {
+          opts.log.warn({ deadlineMs, graceMs: CLOSE_GRACE_MS }, 'job workers did not stop after their tries were cancelled; their connections are cut');
+        }
       }
       // Connections we passed in are ours to close, not BullMQ's.
       for (const c of connections) c.disconnect();

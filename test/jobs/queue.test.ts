@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { BullJobQueue, startBullWorkers, type WorkerHandle } from '../../src/jobs/bull.ts';
+import { BullJobQueue, CLOSE_GRACE_MS, startBullWorkers, type WorkerHandle } from '../../src/jobs/bull.ts';
 import { InProcessJobQueue } from '../../src/jobs/in-process.ts';
 import { processorTable } from '../../src/jobs/registry.ts';
 import { PermanentJobError, type JobQueue, type Processor } from '../../src/jobs/types.ts';
@@ -99,6 +99,51 @@ describe.each(Object.keys(harnesses))('jobs through %s', (name) => {
     await ok;
     expect(r.calls.map((c) => c.id)).toEqual(['job-after']);
   });
+});
+
+describe.skipIf(!REDIS_URL)('closing BullMQ workers', () => {
+  /** A processor that holds its job until its signal aborts, or for good when `ignoreAbort`. */
+  function holder(ignoreAbort: boolean) {
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const aborted: string[] = [];
+    const proc: Processor<object, object> = {
+      kind: 'ingest',
+      payload: z.object({}),
+      queue: { attempts: 3, backoffMs: 20, concurrency: 1, keepCompleted: 10, keepFailed: 10 },
+      process: (_ctx, _p, run) =>
+        new Promise((_resolve, reject) => {
+          started();
+          run.signal.addEventListener('abort', () => {
+            aborted.push(run.id);
+            if (!ignoreAbort) reject(new Error('stopped'));
+          });
+        }),
+    };
+    return { proc, running, aborted };
+  }
+
+  for (const ignoreAbort of [false, true]) {
+    it(`returns soon after its deadline when a job ${ignoreAbort ? 'ignores its abort signal' : 'is still running'}, and the job stays queued`, async () => {
+      const h = holder(ignoreAbort);
+      const prefix = `mira-test-${randomUUID().slice(0, 8)}`;
+      const table = processorTable([h.proc], ['ingest']);
+      const queue = await BullJobQueue.connect(table, { redisUrl: REDIS_URL!, prefix });
+      const workers = startBullWorkers({}, table, { redisUrl: REDIS_URL!, prefix, log: quiet });
+      try {
+        await queue.enqueue('ingest', {}, { jobId: 'held' });
+        await h.running;
+        const t0 = performance.now();
+        await workers.close(300);
+        const ms = performance.now() - t0;
+        expect(ms, `closed after ${ms.toFixed(0)} ms`).toBeLessThan(300 + CLOSE_GRACE_MS + 1000);
+        expect(h.aborted, 'the running try was told to stop').toEqual(['held']);
+        expect(await queue.state('ingest', 'held'), 'the job is not lost: another worker takes it after its lock expires').not.toBe('unknown');
+      } finally {
+        await queue.close();
+      }
+    });
+  }
 });
 
 describe.skipIf(!REDIS_URL)('when Redis is down', () => {
