@@ -64,6 +64,31 @@ def mirror_key(key: str, horizontal: bool, vertical: bool) -> str:
     return f"{names}|{';'.join(sorted(out))}"
 
 
+MAX_OBJECTS = 3
+
+
+def object_mentions(caption: str, objects: list[dict]) -> list[tuple[int, int]]:
+    """(word index of the shape word, object index) for each object the caption names, in order:
+    a shape word preceded by its object's size and color ("a small red circle"), or by its color
+    alone where that color and shape name one object of the scene. Pronouns ("above it") are not
+    mentions."""
+    words = caption.lower().split()
+    full = {(o['size'], o['color'], o['shape']): k for k, o in enumerate(objects)}
+    pairs: dict[tuple[str, str], list[int]] = {}
+    for k, o in enumerate(objects):
+        pairs.setdefault((o['color'], o['shape']), []).append(k)
+    out = []
+    for i, w in enumerate(words):
+        if w not in SHAPE_WORDS or i == 0:
+            continue
+        k = full.get((words[i - 2], words[i - 1], w)) if i >= 2 else None
+        if k is None and len(pairs.get((words[i - 1], w), [])) == 1:
+            k = pairs[(words[i - 1], w)][0]
+        if k is not None:
+            out.append((i, k))
+    return out
+
+
 # ------------------------------------------------------------------------------------ tokenizer
 class WordVocab:
     """Word-level vocabulary, ids taken from a tokenizer.json built by tokenizers.from_words:
@@ -294,6 +319,18 @@ class SceneSplit:
         self.img_cap_off = np.zeros(n + 1, dtype=np.int64)
         self.img_cap_off[1:] = np.cumsum([len(cs) for cs in self.captions])
         self.cap_tokens = TokenTable.build([self.vocab.encode_words(c) for c in self.cap_text])
+        # object centres (x right, y down, in [0, 1] of the image) from the layout, NaN where the
+        # scene has fewer objects; and per caption its object mentions (word index, object index),
+        # -1 where none: the targets of the relation auxiliary loss (train.py --relation-aux)
+        self.obj_xy = np.full((n, MAX_OBJECTS, 2), np.nan, dtype=np.float32)
+        for i, r in enumerate(rows):
+            for k, o in enumerate((r.get('layout') or {}).get('objects', [])[:MAX_OBJECTS]):
+                self.obj_xy[i, k] = (o['cx'], o['cy'])
+        self.mentions = np.full((len(self.cap_text), MAX_OBJECTS, 2), -1, dtype=np.int64)
+        for j, c in enumerate(self.cap_text):
+            scene = self.scenes[self.cap_img[j]]
+            for m, wk in enumerate(object_mentions(c, scene['objects'] if scene else [])[:MAX_OBJECTS]):
+                self.mentions[j, m] = wk
 
         self.neg_tokens: TokenTable | None = None
         self.neg_off: np.ndarray | None = None
@@ -428,7 +465,17 @@ class GroupBatcher:
         # above/below one), 0 = neither. Mirroring the image flips exactly those relations.
         horiz, vert = self.axis_words
         mirror = [1 if horiz & set(map(int, ws)) else 2 if vert & set(map(int, ws)) else 0 for ws in words]
+        # the named objects: token index of each mention ([CLS]/[ENC] is token 0) and its centre
+        # in the image as shown (mirrored rows mirrored), for the relation auxiliary loss
+        men = sp.mentions[cap]  # [B, 3, (word, object)]
+        xy = sp.obj_xy[idx[:, None], np.maximum(men[..., 1], 0)]  # [B, 3, 2]
+        xy[..., 0] = np.where(fl[0][:, None], 1.0 - xy[..., 0], xy[..., 0])
+        xy[..., 1] = np.where(fl[1][:, None], 1.0 - xy[..., 1], xy[..., 1])
+        named = men[..., 0] >= 0  # train.py checks that no caption is cut at max_len
+        xy[~named] = np.nan
         out = {
+            'mention_tok': torch.from_numpy(np.where(named, men[..., 0] + 1, 0)),
+            'mention_xy': torch.from_numpy(np.ascontiguousarray(xy, dtype=np.float32)),
             'mirror': torch.tensor(mirror, dtype=torch.long),
             'index': torch.from_numpy(idx.copy()),
             'pixels': torch.from_numpy(np.ascontiguousarray(pixels)),

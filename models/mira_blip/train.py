@@ -30,7 +30,7 @@ except ImportError as e:  # pragma: no cover - depends on the machine
     sys.exit(3)
 
 from . import tokenizers as toks
-from .data import PROMPT, GroupBatcher, SceneSplit, WordVocab, normalize
+from .data import MAX_OBJECTS, PROMPT, GroupBatcher, SceneSplit, WordVocab, normalize
 from .modeling import BlipForTraining, config_from_dict
 
 
@@ -180,7 +180,40 @@ def with_own_negative(logits: torch.Tensor, tgt: torch.Tensor, rows: torch.Tenso
     return torch.cat([logits, extra], 1), F.pad(tgt, (0, 1))
 
 
-def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True, itm: bool = True, itc_negatives: bool = False, itm_rows: int = 0, mirror_negatives: bool = False, itm_mirror_negatives: bool = False):
+class RelationAux(torch.nn.Module):
+    """Training-only heads of the relation auxiliary loss (not exported): from the image-grounded
+    text encoder's last layer, each named object's centre at its shape word, and at [ENC] the
+    first-named object's offset from the second and the third."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.word = torch.nn.Linear(width, 2)
+        self.pair = torch.nn.Linear(width, 2 * (MAX_OBJECTS - 1))
+
+
+def relation_aux_loss(aux: RelationAux, hidden: torch.Tensor, tok: torch.Tensor, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared errors (at the words, at [ENC]) of the RelationAux predictions. hidden [R, T, W]: ITM encoder states of R
+    pairs whose image shows the objects the caption names; tok [R, 3]: token index of each mention;
+    xy [R, 3, 2]: the mentioned objects' centres in that image (NaN: no mention).
+
+    Why: ITM alone cannot learn a relation (TRAINING.md, "Teaching relations"): a caption against
+    its mirrored image differs only in which object sits where, and the evidence needs two steps
+    learned together (a word's cross-attention finding its object, [ENC] comparing two objects by
+    their role in the caption); neither step lowers the ITM loss before the other exists, so the loss
+    stays at ln 2. These targets give each step its own gradient."""
+    have = ~torch.isnan(xy[..., 0])
+    tgt = torch.nan_to_num(xy) - 0.5
+    at = hidden.gather(1, tok[..., None].expand(-1, -1, hidden.shape[-1]))
+    err = ((aux.word(at.float()) - tgt) ** 2).sum(-1)
+    l_word = err[have].mean() if bool(have.any()) else hidden.new_zeros(())
+    off = tgt[:, :1] - tgt[:, 1:]
+    have_off = have[:, :1] & have[:, 1:]
+    err = ((aux.pair(hidden[:, 0].float()).view(-1, MAX_OBJECTS - 1, 2) - off) ** 2).sum(-1)
+    l_pair = err[have_off].mean() if bool(have_off.any()) else hidden.new_zeros(())
+    return l_word, l_pair
+
+
+def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True, itm: bool = True, itc_negatives: bool = False, itm_rows: int = 0, mirror_negatives: bool = False, itm_mirror_negatives: bool = False, relation_aux: RelationAux | None = None):
     """BLIP's three losses on one batch. Returns (dict of scalar losses, stats).
     b: pixels (uint8, normalized here with CLIP mean/std) or pixel_values (already normalized), key
     (same key = positive pair), ids/mask ([CLS] first), lm_ids/lm_mask/lm_labels, optional neg_*.
@@ -191,7 +224,8 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
     or size goes with which shape, the relation, and with --shape-negatives the shapes), which
     random in-batch captions, already different in color, never ask of it. mirror_negatives: each
     relation caption's own image mirrored is one more column of its text->image ITC row;
-    itm_mirror_negatives: that mirrored image is also an ITM negative for the caption (rows < itm_rows)."""
+    itm_mirror_negatives: that mirrored image is also an ITM negative for the caption (rows < itm_rows).
+    relation_aux: adds the `rel` loss (relation_aux_loss) on the ITM positives and mirror negatives."""
     key = b['key']
     pos = key[:, None] == key[None, :]  # same scene = positive (BLIP retrieval's idx rule)
     with autocast(device, amp):
@@ -264,6 +298,7 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
         mask_parts.append(b['neg_mask'][keep])
         img_idx.append(b['neg_rows'][keep])
     images = img
+    n_mir = 0
     if itm_mirror_negatives and mr is not None:
         # the caption against its own image mirrored: the same objects, its relation the other way
         keep = mr < m
@@ -271,6 +306,7 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
         mask_parts.append(b['mask'][mr[keep]])
         img_idx.append(n + torch.nonzero(keep).squeeze(1))
         images = torch.cat([img, mir_img])
+        mir_rows, n_mir = mr[keep], int(keep.sum())
     t = max(x.shape[1] for x in ids_parts)
     itm_ids = torch.cat([F.pad(x, (0, t - x.shape[1])) for x in ids_parts])
     itm_mask = torch.cat([F.pad(x, (0, t - x.shape[1])) for x in mask_parts])
@@ -278,9 +314,26 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
     labels = torch.zeros(itm_ids.shape[0], dtype=torch.long, device=key.device)
     labels[:n_pos] = 1
     with autocast(device, amp):
-        itm_logits = model.itm_logits(itm_ids, itm_mask, images[itm_img_idx])
+        itm_hidden = model.text_encoder(itm_ids, itm_mask, image_embeds=images[itm_img_idx])
+        itm_logits = model.itm_head(itm_hidden[:, 0, :])  # = model.itm_logits
         lm_logits = model.decoder_logits(b['lm_ids'], b['lm_mask'], img) if lm else None
     itm_logits = itm_logits.float()
+    l_rel = None
+    if relation_aux is not None:
+        # the pairs whose image shows the caption's objects: the positives, and the mirror negatives
+        # with their centres mirrored
+        tok, xy = [b['mention_tok'][:m]], [b['mention_xy'][:m]]
+        hid = [itm_hidden[:m]]
+        if n_mir:
+            mxy = b['mention_xy'][mir_rows].clone()
+            lr_rows = b['mirror'][mir_rows] == 1
+            mxy[lr_rows, :, 0] = 1.0 - mxy[lr_rows, :, 0]
+            mxy[~lr_rows, :, 1] = 1.0 - mxy[~lr_rows, :, 1]
+            tok.append(b['mention_tok'][mir_rows])
+            xy.append(mxy)
+            hid.append(itm_hidden[-n_mir:])
+        l_word, l_pair = relation_aux_loss(relation_aux, torch.cat(hid), torch.cat(tok), torch.cat(xy))
+        l_rel = l_word + l_pair
     if itm_balance:  # positives and negatives weigh the same in total (BLIP has 1 : 2 unweighted)
         n_neg = labels.shape[0] - n_pos
         l_itm = F.cross_entropy(itm_logits, labels, weight=torch.tensor([1.0, n_neg / n_pos], device=labels.device))
@@ -298,7 +351,14 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
             'itc_acc': float(pos[torch.arange(n, device=key.device), sim_t2i.argmax(1)].float().mean()),
             'itm_pairs': int(itm_ids.shape[0]),
         }
-    return {'itc': l_itc, 'itm': l_itm, 'lm': l_lm}, stats
+        if n_mir:
+            stats['itm_acc_mirror'] = float((pred[-n_mir:] == 0).float().mean())
+        if l_rel is not None:
+            stats.update(rel_word=float(l_word), rel_pair=float(l_pair))
+    losses = {'itc': l_itc, 'itm': l_itm, 'lm': l_lm}
+    if l_rel is not None:
+        losses['rel'] = l_rel
+    return losses, stats
 
 
 # A step with ITM costs about this much more than one without (measured on this 2-core machine at 64 px,
@@ -324,10 +384,12 @@ def lr_at(step: int, total: int, warmup: int, base: float, final_ratio: float) -
     return base * (final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def make_optimizer(model, lr: float, wd: float):
+def make_optimizer(model, lr: float, wd: float, *extra: torch.nn.Module):
+    """AdamW over the model's parameters and those of `extra` training-only modules."""
     decay, no_decay = [], []
     seen = set()
-    for name, p in model.named_parameters():
+    named = [(name, p) for mod in (model, *extra) for name, p in mod.named_parameters()]
+    for name, p in named:
         if id(p) in seen or not p.requires_grad:
             continue
         seen.add(id(p))
@@ -335,11 +397,33 @@ def make_optimizer(model, lr: float, wd: float):
     return torch.optim.AdamW([{'params': decay, 'weight_decay': wd}, {'params': no_decay, 'weight_decay': 0.0}], lr=lr, betas=(0.9, 0.98), eps=1e-6)
 
 
+def init_from_weights(model: BlipForTraining, cfg_dict: dict, d: Path, share: bool) -> str | None:
+    """Loads a weights/ folder (retrieval + captioning safetensors, config.json) into `model`;
+    returns why it cannot (a different architecture, missing files) or None."""
+    from .modeling import load_hf_weights
+
+    files = [d / 'config.json', d / 'retrieval.safetensors', d / 'captioning.safetensors']
+    for f in files:
+        if not f.is_file():
+            return f'--init-weights: {f} is missing'
+    theirs = json.loads(files[0].read_text())
+    for part in ('vision', 'text'):
+        diff = sorted(k for k in set(cfg_dict[part]) | set(theirs.get(part, {})) if cfg_dict[part].get(k) != theirs.get(part, {}).get(k))
+        if diff:
+            return f'--init-weights: {files[0]} is another architecture ({part}: {", ".join(diff)} differ from the command line)'
+    model.load_hf_state_dicts(load_hf_weights(files[1]), load_hf_weights(files[2]), vision_from='retrieval')
+    with torch.no_grad():
+        model.temp.fill_(float(theirs.get('itc_temp', float(model.temp))))
+    if share:
+        share_text_weights(model)
+    return None
+
+
 # --------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path: Path, model, opt, step: int, state: dict) -> None:
+def save_checkpoint(path: Path, model, opt, step: int, state: dict, aux: torch.nn.Module | None = None) -> None:
     tmp = path.with_suffix('.tmp')
     torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'step': step, 'state': state,
-                'torch_rng': torch.get_rng_state()}, tmp)
+                'torch_rng': torch.get_rng_state(), **({'aux': aux.state_dict()} if aux is not None else {})}, tmp)
     os.replace(tmp, path)
 
 
@@ -436,6 +520,10 @@ def parse_args(argv=None):
     g.add_argument('--itc-negatives', action='store_true', help="ITC image->text also scores each image against its own swapped-caption negative (see TRAINING.md)")
     g.add_argument('--flip', type=float, default=0.0, help='probability of mirroring a training image left-right, and (independently) top-bottom, '
                    'with its captions, negatives and scene rewritten to match (left <-> right, above <-> below); 0: off')
+    g.add_argument('--relation-aux', type=float, default=0.0, help='weight of the relation auxiliary loss on the ITM encoder: each named object\'s '
+                   'centre at its word, the first-named object\'s offset from the others at [ENC] (TRAINING.md, "Teaching relations"); 0: off')
+    g.add_argument('--init-weights', type=Path, help='start from these weights (a bundle\'s or a run\'s weights/ folder, same architecture) '
+                   'instead of a random init')
     g.add_argument('--no-swap-negatives', action='store_true', help='ITM without the swapped-caption text negatives')
     g.add_argument('--no-itm-balance', action='store_true', help='plain ITM cross entropy (default: positives weighted to balance the negatives)')
     g.add_argument('--seed', type=int, default=0)
@@ -505,11 +593,20 @@ def main(argv=None) -> int:
 
     cfg_dict = model_config(a, tj)
     model = build_model(cfg_dict, not a.no_share, a.seed, a.pos_init).to(device)
-    opt = make_optimizer(model, a.lr, a.wd)
+    if a.init_weights and resume is None:
+        err = init_from_weights(model, cfg_dict, a.init_weights, not a.no_share)
+        if err:
+            log({'event': 'error', 'code': 2, 'message': err})
+            return 2
+        log({'event': 'init', 'weights': str(a.init_weights)})
+    aux = RelationAux(a.text_width).to(device) if a.relation_aux > 0 else None
+    opt = make_optimizer(model, a.lr, a.wd, *([aux] if aux is not None else []))
     batcher = GroupBatcher(train, a.batch, a.seed, flip=a.flip)
     step, state = 0, {'args': {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}, 'total': a.steps, 'evals': [], 'train_s': 0.0, 'evals_s': 0.0}
     if resume is not None:
         model.load_state_dict(resume['model'])
+        if aux is not None:
+            aux.load_state_dict(resume['aux'])
         if not a.no_share:
             share_text_weights(model)  # load copies values; keep the modules shared
         opt.load_state_dict(resume['opt'])
@@ -562,8 +659,10 @@ def main(argv=None) -> int:
             log({'event': 'phase', 'step': step, 'itm': itm_on})
             state['recent'] = []  # the speed of the other phase says nothing about this one
         state['itm_on'] = itm_on
-        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance, itm=itm_on, itc_negatives=a.itc_negatives, itm_rows=a.itm_rows, mirror_negatives=a.mirror_negatives, itm_mirror_negatives=a.itm_mirror_negatives)
+        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance, itm=itm_on, itc_negatives=a.itc_negatives, itm_rows=a.itm_rows, mirror_negatives=a.mirror_negatives, itm_mirror_negatives=a.itm_mirror_negatives, relation_aux=aux)
         loss = a.w_itc * losses['itc'] + a.w_itm * losses['itm'] + a.w_lm * losses['lm']
+        if 'rel' in losses:
+            loss = loss + a.relation_aux * losses['rel']
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -592,14 +691,14 @@ def main(argv=None) -> int:
             state['eval_s'], state['evals_s'] = eval_s, state.get('evals_s', 0.0) + eval_s
         if time.time() - last_ckpt > a.ckpt_min * 60:
             t_ck = time.time()
-            save_checkpoint(ckpt_path, model, opt, step, state)
+            save_checkpoint(ckpt_path, model, opt, step, state, aux)
             log({'event': 'checkpoint', 'step': step, 'path': str(ckpt_path)})
             state['other_s'] = state.get('other_s', 0.0) + time.time() - t_ck
             last_ckpt = time.time()
 
     if a.profile:
         return 0
-    save_checkpoint(ckpt_path, model, opt, step, state)
+    save_checkpoint(ckpt_path, model, opt, step, state, aux)
     log({'event': 'checkpoint', 'step': step, 'path': str(ckpt_path)})
     model.eval()
     if not a.weights_fp32:
