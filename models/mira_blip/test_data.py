@@ -15,6 +15,8 @@ test/models/train-data.test.ts; prints 'train data test: ok' at the end).
    of the image's scene, and its target is that object's centre as captions.jsonl's layout gives it
    (mirrored for mirrored rows); the loss is finite, reaches the aux heads and the vision encoder,
    and shows an untrained model's predictions to be far off.
+6. --init-weights: weights saved from one tiny model load into a fresh one (same tensors, same
+   temperature); a folder of another architecture is refused with a message naming what differs.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ import torch
 
 from . import tokenizers as toks
 from .data import REPO, SHAPE_WORDS, GroupBatcher, SceneSplit, mirror_key, scene_keys
-from .train import RelationAux, blip_losses, build_model, model_config, sincos_positions
+from .train import RelationAux, blip_losses, build_model, init_from_weights, model_config, save_weights, sincos_positions
 
 
 def check(cond: bool, what: str) -> None:
@@ -71,6 +73,30 @@ def flip_batches(root: Path) -> None:
     check(np.array_equal(b0['key'].numpy(), split.key_ids[b0['index'].numpy()]), 'no flip: keys are the split\'s own')
     itm_mirror_pairs(split, b0)
     relation_targets(root, split, b0, GroupBatcher(split, 32, seed=3, flip=1.0).batch(0, 40))
+    init_weights(split, root.parent / 'weights')
+
+
+def tiny_args(**over) -> argparse.Namespace:
+    a = dict(image_size=16, patch=8, vision_width=32, vision_layers=1, heads=2, mlp_ratio=2, text_width=32,
+             text_layers=1, max_len=40, embed_dim=16, conv_stem=[8, 16])
+    return argparse.Namespace(**{**a, **over})
+
+
+def init_weights(split: SceneSplit, d: Path) -> None:
+    tj = toks.from_words(split.meta['vocabulary'])
+    cfg = model_config(tiny_args(), tj)
+    src = build_model(cfg, True, 1)
+    with torch.no_grad():
+        src.temp.fill_(0.042)
+    save_weights(src, cfg, tj, d)
+    dst = build_model(cfg, True, 2)
+    check(init_from_weights(dst, cfg, d, True) is None, 'same architecture: loaded')
+    theirs, ours = src.state_dict(), dst.state_dict()
+    check(set(theirs) == set(ours) and all(torch.equal(theirs[k], ours[k]) for k in theirs), 'every tensor as saved')
+    check(dst.text_decoder.bert.encoder.layer[0].output.dense.weight is dst.text_encoder.encoder.layer[0].output.dense.weight, 'decoder sharing kept')
+    wider = model_config(tiny_args(text_width=64), tj)
+    err = init_from_weights(build_model(wider, True, 2), wider, d, True)
+    check(err is not None and 'hidden_size' in err and 'text' in err, f'another architecture is refused, naming what differs: {err}')
 
 
 def relation_targets(root: Path, split: SceneSplit, b0: dict, b1: dict) -> None:
@@ -97,9 +123,7 @@ def relation_targets(root: Path, split: SceneSplit, b0: dict, b1: dict) -> None:
     check(torch.equal(named, ~torch.isnan(b1['mention_xy'])) and torch.allclose(b1['mention_xy'][named], 1 - b0['mention_xy'][named]),
           'both mirrors: every target mirrored')
 
-    a = argparse.Namespace(image_size=16, patch=8, vision_width=32, vision_layers=1, heads=2, mlp_ratio=2, text_width=32,
-                           text_layers=1, max_len=40, embed_dim=16, conv_stem=[8, 16])
-    model = build_model(model_config(a, toks.from_words(split.meta['vocabulary'])), True, 0)
+    model = build_model(model_config(tiny_args(), toks.from_words(split.meta['vocabulary'])), True, 0)
     aux = RelationAux(32)
     losses, stats = blip_losses(model, b0, v, torch.Generator().manual_seed(0), False, 'cpu', itm_rows=16, itm_mirror_negatives=True, relation_aux=aux)
     check(bool(torch.isfinite(losses['rel'])) and float(losses['rel']) > 0.02, f'rel loss finite and not yet learned: {float(losses["rel"])}')
@@ -110,9 +134,7 @@ def relation_targets(root: Path, split: SceneSplit, b0: dict, b1: dict) -> None:
 
 
 def itm_mirror_pairs(split: SceneSplit, b: dict) -> None:
-    a = argparse.Namespace(image_size=16, patch=8, vision_width=32, vision_layers=1, heads=2, mlp_ratio=2, text_width=32,
-                           text_layers=1, max_len=40, embed_dim=16, conv_stem=[8, 16])
-    model = build_model(model_config(a, toks.from_words(split.meta['vocabulary'])), True, 0, pos_init='sincos')
+    model = build_model(model_config(tiny_args(), toks.from_words(split.meta['vocabulary'])), True, 0, pos_init='sincos')
     rows = 16
     pairs = []
     for on in (False, True):
