@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { corpusBleu4, rankByScore, recallAtK, rerankTopK } from '../src/eval/metrics.ts';
 
@@ -55,4 +56,27 @@ describe('BLEU-4', () => {
     const long = corpusBleu4(['a red circle above a blue square'], [['a red circle above a blue square to the left']]);
     expect(long).toBeCloseTo(Math.exp(1 - 10 / 7), 10);
   });
+});
+
+describe('npm run eval: bad usage', () => {
+  const cli = (...args: string[]) => spawnSync('npx', ['tsx', 'src/eval/cli.ts', ...args], { encoding: 'utf8', timeout: 60_000 });
+  const errorLines = (stderr: string) => stderr.split('\n').filter((l) => l && !l.startsWith('npm warn'));
+
+  it.each([
+    [['--bogus'], '--bogus'],
+    [['--bundle', 'models/default'], '--data'],
+    [['--bundle', 'models/default', '--data', 'x', '--k', '0'], '--k'],
+    [['--bundle', 'models/default', '--data', 'x', '--caption-method', 'sample'], '--caption-method'],
+    [['--bundle', 'models/default', '--data', '/nonexistent-scenes'], '/nonexistent-scenes/captions.jsonl'],
+  ])('%j exits 2 with one line naming %s', (args, named) => {
+    const r = cli(...args);
+    expect(r.status, r.stderr).toBe(2);
+    expect(errorLines(r.stderr)).toEqual([expect.stringContaining(named)]);
+  }, 60_000);
+
+  it('--help prints the usage and exits 0', () => {
+    const r = cli('--help');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^usage: npm run eval -- --bundle DIR --data DIR/);
+  }, 60_000);
 });

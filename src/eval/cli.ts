@@ -5,7 +5,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { intFlag, oneOf, parse, UsageError } from '../cli/command.ts';
 import { dot, Runtime } from '../inference/runtime.ts';
 import { parseCaption, sceneKey } from '../scenes/index.ts';
 import { blipScore } from '../search/score.ts';
@@ -13,33 +13,56 @@ import { corpusBleu4, rankByScore, recallAtK, rerankTopK } from './metrics.ts';
 
 interface Record_ { file: string; captions: string[]; key: string }
 
+const USAGE = 'usage: npm run eval -- --bundle DIR --data DIR [--k 16] [--limit N] [--caption-method greedy|beam] [--json FILE]';
+
+/** Bad usage or input: one line on stderr, exit code 2. */
 function fail(msg: string): never {
   console.error(`eval: ${msg}`);
   process.exit(2);
 }
 
-const { values } = parseArgs({
-  options: {
-    bundle: { type: 'string' }, data: { type: 'string' }, k: { type: 'string', default: '16' },
-    limit: { type: 'string' }, json: { type: 'string' }, 'caption-method': { type: 'string', default: 'greedy' },
-  },
-  strict: true,
-});
-if (!values.bundle) fail('missing --bundle DIR');
-if (!values.data) fail('missing --data DIR');
-const k = Number(values.k);
-if (!Number.isInteger(k) || k < 1) fail(`--k must be a positive integer, got "${values.k}"`);
-const method = values['caption-method'];
-if (method !== 'greedy' && method !== 'beam') fail('--caption-method must be greedy or beam');
+function options() {
+  const { values } = parse(process.argv.slice(2), {
+    bundle: { type: 'string' }, data: { type: 'string' }, k: { type: 'string' }, limit: { type: 'string' },
+    json: { type: 'string' }, 'caption-method': { type: 'string', default: 'greedy' }, help: { type: 'boolean', short: 'h' },
+  }, false);
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  if (!values.bundle) throw new UsageError('missing --bundle DIR');
+  if (!values.data) throw new UsageError('missing --data DIR');
+  return {
+    bundle: values.bundle, data: values.data, json: values.json,
+    k: intFlag(values.k, 'k', 16),
+    limit: values.limit === undefined ? undefined : intFlag(values.limit, 'limit', 1),
+    method: oneOf('--caption-method', values['caption-method']!, ['greedy', 'beam'] as const),
+  };
+}
 
-const lines = await readFile(join(values.data, 'captions.jsonl'), 'utf8').catch(() => fail(`${values.data}/captions.jsonl: cannot read it`));
-let records: Record_[] = lines.trim().split('\n').map((l) => JSON.parse(l));
-if (values.limit) records = records.slice(0, Number(values.limit));
+let opts: ReturnType<typeof options>;
+try {
+  opts = options();
+} catch (err) {
+  if (err instanceof UsageError) fail(`${err.message} (${USAGE})`);
+  throw err;
+}
+const { k, method } = opts;
+
+const lines = await readFile(join(opts.data, 'captions.jsonl'), 'utf8').catch(() => fail(`${opts.data}/captions.jsonl: cannot read it`));
+let records: Record_[] = lines.trim().split('\n').map((l, i) => {
+  try {
+    return JSON.parse(l) as Record_;
+  } catch {
+    return fail(`${opts.data}/captions.jsonl line ${i + 1}: not JSON`);
+  }
+});
+if (opts.limit) records = records.slice(0, opts.limit);
 const n = records.length;
 
-const rt = await Runtime.open(values.bundle);
+const rt = await Runtime.open(opts.bundle).catch((err: Error) => fail(err.message.split('\n')[0]!));
 const t0 = performance.now();
-const images = await Promise.all(records.map((r) => readFile(join(values.data!, r.file))));
+const images = await Promise.all(records.map((r) => readFile(join(opts.data, r.file)).catch(() => fail(`${join(opts.data, r.file)}: cannot read it`))));
 const embs = await rt.embedImages(images);
 const queries = records.map((r) => r.captions[0]!);
 const allTexts = records.flatMap((r, i) => r.captions.map((c) => ({ text: c, image: i })));
@@ -83,14 +106,14 @@ await rt.close();
 
 const ks = [1, 5, 10];
 const figures = {
-  model: rt.id, data: values.data, n, k,
+  model: rt.id, data: opts.data, n, k,
   t2i: { itc: recallAtK(t2iItc, t2iHit, ks), rerank: recallAtK(t2iRerank, t2iHit, ks) },
   i2t: { itc: recallAtK(i2tItc, i2tHit, ks), rerank: recallAtK(i2tRerank, i2tHit, ks) },
   ...(caption ? { caption } : {}),
   seconds: (performance.now() - t0) / 1000,
 };
 const pct = (x: number) => (100 * x).toFixed(1).padStart(5);
-console.log(`eval ${figures.model} on ${n} images (${values.data}), re-rank top ${k} with ITM + ITC`);
+console.log(`eval ${figures.model} on ${n} images (${opts.data}), re-rank top ${k} with ITM + ITC`);
 for (const dir of ['t2i', 'i2t'] as const) {
   for (const how of ['itc', 'rerank'] as const) {
     const r = figures[dir][how];
@@ -98,4 +121,4 @@ for (const dir of ['t2i', 'i2t'] as const) {
   }
 }
 if (caption) console.log(`  captions (${method})  BLEU-4 ${caption.bleu4.toFixed(3)}  scene accuracy ${pct(caption.sceneAccuracy)}%`);
-if (values.json) await writeFile(values.json, JSON.stringify(figures, null, 2) + '\n');
+if (opts.json) await writeFile(opts.json, JSON.stringify(figures, null, 2) + '\n');
