@@ -26,7 +26,7 @@ import torch
 from . import tokenizers as toks
 from .data import COLOR_WORDS, SIZE_WORDS, SceneSplit, WordVocab, normalize, scene_keys, shape_substitutes, swap_candidates
 from .evaluate import encode_images, encode_texts, itm_scores
-from .modeling import BlipForTraining, load_config, load_hf_weights
+from .modeling import BlipForTraining, load_config
 
 
 def load(a) -> tuple[BlipForTraining, int, int, str]:
@@ -34,7 +34,7 @@ def load(a) -> tuple[BlipForTraining, int, int, str]:
         w = Path(a.bundle) / 'weights'
         cfg = load_config(w / 'config.json')
         model = BlipForTraining(cfg)
-        model.load_hf_state_dicts(load_hf_weights(w / 'retrieval.safetensors'), load_hf_weights(w / 'captioning.safetensors'), vision_from='retrieval')
+        model.load_weights_dir(w)
         return model.eval(), cfg.vision.image_size, cfg.text.max_position_embeddings, str(a.bundle)
     from .train import build_model, model_config
     ck = torch.load(a.checkpoint, map_location='cpu')

@@ -441,10 +441,13 @@ class _RetrievalMixin(_ImageMixin):
         """L2-normalized ITC text feature [B, E] from the [CLS] token, text-only mode."""
         return F.normalize(self.text_proj(self.text_hidden(input_ids, attention_mask)[:, 0, :]), dim=-1)
 
+    def itm_hidden(self, input_ids, attention_mask, image_embeds) -> torch.Tensor:
+        """Image-grounded text encoder output [B, T, Dt]; ITM reads its first token."""
+        return self.text_encoder(input_ids, attention_mask, image_embeds=image_embeds)
+
     def itm_logits(self, input_ids, attention_mask, image_embeds) -> torch.Tensor:
         """ITM logits [B, 2] (index 1 = match). The caller sets the first token ([ENC] or [CLS])."""
-        hidden = self.text_encoder(input_ids, attention_mask, image_embeds=image_embeds)
-        return self.itm_head(hidden[:, 0, :])
+        return self.itm_head(self.itm_hidden(input_ids, attention_mask, image_embeds)[:, 0, :])
 
 
 class _CaptionMixin(_ImageMixin):
@@ -544,6 +547,16 @@ class BlipForTraining(_RetrievalMixin, _CaptionMixin, nn.Module):
     def captioning_state_dict(self) -> dict[str, torch.Tensor]:
         keep = ('vision_model.', 'text_decoder.')
         return {k: v for k, v in self.state_dict().items() if k.startswith(keep)}
+
+    def load_weights_dir(self, d: Path) -> None:
+        """A weights/ folder as training and bundles write it: retrieval.safetensors and
+        captioning.safetensors (HF names, strict), the ITC temperature from config.json."""
+        d = Path(d)
+        self.load_hf_state_dicts(load_hf_weights(d / 'retrieval.safetensors'), load_hf_weights(d / 'captioning.safetensors'), vision_from='retrieval')
+        temp = json.loads((d / 'config.json').read_text()).get('itc_temp')
+        if temp is not None:
+            with torch.no_grad():
+                self.temp.fill_(float(temp))
 
     def load_hf_state_dicts(self, retrieval_sd, captioning_sd=None, vision_from: str = 'retrieval') -> None:
         """Load HF-named retrieval (+ captioning) dicts strictly. The two checkpoints usually carry

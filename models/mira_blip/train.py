@@ -314,8 +314,8 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
     labels = torch.zeros(itm_ids.shape[0], dtype=torch.long, device=key.device)
     labels[:n_pos] = 1
     with autocast(device, amp):
-        itm_hidden = model.text_encoder(itm_ids, itm_mask, image_embeds=images[itm_img_idx])
-        itm_logits = model.itm_head(itm_hidden[:, 0, :])  # = model.itm_logits
+        itm_hidden = model.itm_hidden(itm_ids, itm_mask, images[itm_img_idx])
+        itm_logits = model.itm_head(itm_hidden[:, 0, :])  # model.itm_logits, keeping the states for --relation-aux
         lm_logits = model.decoder_logits(b['lm_ids'], b['lm_mask'], img) if lm else None
     itm_logits = itm_logits.float()
     l_rel = None
@@ -400,8 +400,6 @@ def make_optimizer(model, lr: float, wd: float, *extra: torch.nn.Module):
 def init_from_weights(model: BlipForTraining, cfg_dict: dict, d: Path, share: bool) -> str | None:
     """Loads a weights/ folder (retrieval + captioning safetensors, config.json) into `model`;
     returns why it cannot (a different architecture, missing files) or None."""
-    from .modeling import load_hf_weights
-
     files = [d / 'config.json', d / 'retrieval.safetensors', d / 'captioning.safetensors']
     for f in files:
         if not f.is_file():
@@ -411,9 +409,7 @@ def init_from_weights(model: BlipForTraining, cfg_dict: dict, d: Path, share: bo
         diff = sorted(k for k in set(cfg_dict[part]) | set(theirs.get(part, {})) if cfg_dict[part].get(k) != theirs.get(part, {}).get(k))
         if diff:
             return f'--init-weights: {files[0]} is another architecture ({part}: {", ".join(diff)} differ from the command line)'
-    model.load_hf_state_dicts(load_hf_weights(files[1]), load_hf_weights(files[2]), vision_from='retrieval')
-    with torch.no_grad():
-        model.temp.fill_(float(theirs.get('itc_temp', float(model.temp))))
+    model.load_weights_dir(d)
     if share:
         share_text_weights(model)
     return None
