@@ -326,6 +326,13 @@ class SceneSplit:
         for i, r in enumerate(rows):
             for k, o in enumerate((r.get('layout') or {}).get('objects', [])[:MAX_OBJECTS]):
                 self.obj_xy[i, k] = (o['cx'], o['cy'])
+        # and each object's (shape, color, size) as indices into SHAPE_WORDS, COLOR_WORDS,
+        # SIZE_WORDS, -1 where none: the targets of the object auxiliary loss (--object-aux)
+        self.obj_attr = np.full((n, MAX_OBJECTS, 3), -1, dtype=np.int64)
+        for i, scene in enumerate(self.scenes):
+            for k, o in enumerate((scene or {}).get('objects', [])[:MAX_OBJECTS]):
+                if not np.isnan(self.obj_xy[i, k, 0]):
+                    self.obj_attr[i, k] = (SHAPE_WORDS.index(o['shape']), COLOR_WORDS.index(o['color']), SIZE_WORDS.index(o['size']))
         self.mentions = np.full((len(self.cap_text), MAX_OBJECTS, 2), -1, dtype=np.int64)
         for j, c in enumerate(self.cap_text):
             scene = self.scenes[self.cap_img[j]]
@@ -473,7 +480,13 @@ class GroupBatcher:
         xy[..., 1] = np.where(fl[1][:, None], 1.0 - xy[..., 1], xy[..., 1])
         named = men[..., 0] >= 0  # train.py checks that no caption is cut at max_len
         xy[~named] = np.nan
+        # every object of the image, named or not: its centre as shown and its attributes
+        obj_xy = sp.obj_xy[idx].copy()
+        obj_xy[..., 0] = np.where(fl[0][:, None], 1.0 - obj_xy[..., 0], obj_xy[..., 0])
+        obj_xy[..., 1] = np.where(fl[1][:, None], 1.0 - obj_xy[..., 1], obj_xy[..., 1])
         out = {
+            'obj_xy': torch.from_numpy(np.ascontiguousarray(obj_xy)),
+            'obj_attr': torch.from_numpy(sp.obj_attr[idx]),
             'mention_tok': torch.from_numpy(np.where(named, men[..., 0] + 1, 0)),
             'mention_xy': torch.from_numpy(np.ascontiguousarray(xy, dtype=np.float32)),
             'mirror': torch.tensor(mirror, dtype=torch.long),

@@ -17,6 +17,9 @@ test/models/train-data.test.ts; prints 'train data test: ok' at the end).
    and shows an untrained model's predictions to be far off.
 6. --init-weights: weights saved from one tiny model load into a fresh one (same tensors, same
    temperature); a folder of another architecture is refused with a message naming what differs.
+7. --object-aux: each object of a batch image has the shape, color and size of captions.jsonl's
+   scene and its layout centre (mirrored for mirrored rows); on a hand-made case the loss picks
+   the patch of each centre; on a batch it is finite and reaches the vision encoder.
 """
 from __future__ import annotations
 
@@ -32,8 +35,8 @@ import argparse
 import torch
 
 from . import tokenizers as toks
-from .data import REPO, SHAPE_WORDS, GroupBatcher, SceneSplit, mirror_key, scene_keys
-from .train import RelationAux, blip_losses, build_model, init_from_weights, model_config, save_weights, sincos_positions
+from .data import COLOR_WORDS, REPO, SHAPE_WORDS, SIZE_WORDS, GroupBatcher, SceneSplit, mirror_key, scene_keys
+from .train import AuxHeads, blip_losses, build_model, init_from_weights, model_config, object_aux_loss, save_weights, sincos_positions
 
 
 def check(cond: bool, what: str) -> None:
@@ -72,7 +75,9 @@ def flip_batches(root: Path) -> None:
     b0 = GroupBatcher(split, 32, seed=3).batch(0, 40)
     check(np.array_equal(b0['key'].numpy(), split.key_ids[b0['index'].numpy()]), 'no flip: keys are the split\'s own')
     itm_mirror_pairs(split, b0)
-    relation_targets(root, split, b0, GroupBatcher(split, 32, seed=3, flip=1.0).batch(0, 40))
+    b1 = GroupBatcher(split, 32, seed=3, flip=1.0).batch(0, 40)
+    relation_targets(root, split, b0, b1)
+    object_targets(root, split, b0, b1)
     init_weights(split, root.parent / 'weights')
 
 
@@ -124,13 +129,58 @@ def relation_targets(root: Path, split: SceneSplit, b0: dict, b1: dict) -> None:
           'both mirrors: every target mirrored')
 
     model = build_model(model_config(tiny_args(), toks.from_words(split.meta['vocabulary'])), True, 0)
-    aux = RelationAux(32)
+    aux = AuxHeads(32, 32)
     losses, stats = blip_losses(model, b0, v, torch.Generator().manual_seed(0), False, 'cpu', itm_rows=16, itm_mirror_negatives=True, relation_aux=aux)
     check(bool(torch.isfinite(losses['rel'])) and float(losses['rel']) > 0.02, f'rel loss finite and not yet learned: {float(losses["rel"])}')
     check('itm_acc_mirror' in stats, 'the mirror negatives are scored apart')
     losses['rel'].backward()
     check(aux.word.weight.grad is not None and aux.pair.weight.grad is not None, 'both aux heads get a gradient')
     check(float(model.vision_model.embeddings.position_embedding.grad.abs().sum()) > 0, 'the relation loss reaches the position grid')
+
+
+def object_targets(root: Path, split: SceneSplit, b0: dict, b1: dict) -> None:
+    import json
+
+    rows = [json.loads(l) for l in (root / 'captions.jsonl').read_text().splitlines()]
+    for r, i in enumerate(b0['index'].tolist()):
+        objs, lay = rows[i]['scene']['objects'], rows[i]['layout']['objects']
+        for k in range(3):
+            attr, xy = b0['obj_attr'][r, k].tolist(), b0['obj_xy'][r, k].tolist()
+            if k >= len(objs):
+                check(attr == [-1, -1, -1] and np.isnan(xy[0]), f'row {r}: object {k} absent')
+                continue
+            o = objs[k]
+            check((SHAPE_WORDS[attr[0]], COLOR_WORDS[attr[1]], SIZE_WORDS[attr[2]]) == (o['shape'], o['color'], o['size']), f'row {r}: attributes of object {k}')
+            check(np.allclose(xy, (lay[k]['cx'], lay[k]['cy'])), f'row {r}: centre of object {k}')
+    named = ~torch.isnan(b0['obj_xy'])
+    check(torch.allclose(b1['obj_xy'][named], 1 - b0['obj_xy'][named]), 'both mirrors: every object centre mirrored')
+
+    # hand-made: a 2 x 2 grid, one image, one object centred in the bottom-left patch (index 2); the
+    # head reads channel 0 of each token, so only token 3 (patch 2) can make the loss small
+    aux = AuxHeads(4, 4, relation=False, objects=True)
+    n_out = aux.objects.out_features
+    with torch.no_grad():
+        aux.objects.weight.zero_(); aux.objects.bias.zero_()
+        aux.objects.weight[:, 0] = -20.0
+        for c in (1, len(SHAPE_WORDS) + 2, len(SHAPE_WORDS) + len(COLOR_WORDS) + 1, n_out - 1):  # square, blue, large, a centre
+            aux.objects.weight[c, 0] = 20.0
+        aux.objects.bias[n_out - 1] = -10.0
+    tokens = torch.zeros(1, 5, 4)
+    xy = torch.tensor([[[0.2, 0.7], [float('nan')] * 2, [float('nan')] * 2]])
+    attr = torch.tensor([[[1, 2, 1], [-1, -1, -1], [-1, -1, -1]]])
+    tokens[0, 3, 0] = 1.0
+    low, acc = object_aux_loss(aux, tokens, xy, attr)
+    check(float(low) < 1e-3 and acc == {'obj_shape_acc': 1.0, 'obj_color_acc': 1.0, 'obj_size_acc': 1.0}, f'the centre patch is read: loss {float(low)}, {acc}')
+    tokens[0, 3, 0], tokens[0, 1, 0] = 0.0, 1.0
+    high, acc = object_aux_loss(aux, tokens, xy, attr)
+    check(float(high) > 5 and acc['obj_shape_acc'] == 0.0, f'another patch is not: loss {float(high)}')
+
+    model = build_model(model_config(tiny_args(), toks.from_words(split.meta['vocabulary'])), True, 0)
+    aux = AuxHeads(32, 32, relation=False, objects=True)
+    losses, stats = blip_losses(model, b0, split.vocab, torch.Generator().manual_seed(0), False, 'cpu', itm=False, object_aux=aux)
+    check(bool(torch.isfinite(losses['obj'])) and float(losses['obj']) > 1.0 and 'obj_shape_acc' in stats, f'obj loss finite, not yet learned: {float(losses["obj"])}')
+    losses['obj'].backward()
+    check(aux.objects.weight.grad is not None and model.vision_model.embeddings.patch_embedding.weight.grad is not None, 'the object loss reaches the head and the vision encoder')
 
 
 def itm_mirror_pairs(split: SceneSplit, b: dict) -> None:

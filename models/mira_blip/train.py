@@ -30,7 +30,7 @@ except ImportError as e:  # pragma: no cover - depends on the machine
     sys.exit(3)
 
 from . import tokenizers as toks
-from .data import MAX_OBJECTS, PROMPT, GroupBatcher, SceneSplit, WordVocab, normalize
+from .data import COLOR_WORDS, MAX_OBJECTS, PROMPT, SHAPE_WORDS, SIZE_WORDS, GroupBatcher, SceneSplit, WordVocab, normalize
 from .modeling import BlipForTraining, config_from_dict
 
 
@@ -180,18 +180,52 @@ def with_own_negative(logits: torch.Tensor, tgt: torch.Tensor, rows: torch.Tenso
     return torch.cat([logits, extra], 1), F.pad(tgt, (0, 1))
 
 
-class RelationAux(torch.nn.Module):
-    """Training-only heads of the relation auxiliary loss (not exported): from the image-grounded
-    text encoder's last layer, each named object's centre at its shape word, and at [ENC] the
-    first-named object's offset from the second and the third."""
+class AuxHeads(torch.nn.Module):
+    """Training-only heads of the auxiliary losses (not exported). Relation (`word`, `pair`): from
+    the image-grounded text encoder's last layer, each named object's centre at its shape word, and
+    at [ENC] the first-named object's offset from the second and the third. Objects (`objects`):
+    from the vision encoder's last layer, at each patch whether an object's centre lies in it, and
+    at that patch the object's shape, color and size."""
 
-    def __init__(self, width: int):
+    def __init__(self, text_width: int, vision_width: int, relation: bool = True, objects: bool = False):
         super().__init__()
-        self.word = torch.nn.Linear(width, 2)
-        self.pair = torch.nn.Linear(width, 2 * (MAX_OBJECTS - 1))
+        if relation:
+            self.word = torch.nn.Linear(text_width, 2)
+            self.pair = torch.nn.Linear(text_width, 2 * (MAX_OBJECTS - 1))
+        if objects:
+            self.objects = torch.nn.Linear(vision_width, len(SHAPE_WORDS) + len(COLOR_WORDS) + len(SIZE_WORDS) + 1)
 
 
-def relation_aux_loss(aux: RelationAux, hidden: torch.Tensor, tok: torch.Tensor, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def object_aux_loss(aux: AuxHeads, image_embeds: torch.Tensor, xy: torch.Tensor, attr: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Cross entropy of the `objects` head on the vision encoder's patch tokens (image_embeds
+    [B, 1 + g*g, W], row-major grid after the CLS token): at the patch holding each object's centre
+    (xy [B, 3, 2] in [0, 1], NaN: no object) its shape, color and size (attr [B, 3, 3], indices
+    into SHAPE_WORDS, COLOR_WORDS, SIZE_WORDS); at every patch, whether a centre lies in it.
+
+    Why: shapes were most of the caption errors of mira-blip-scenes@3 (circle written as square,
+    triangle as diamond: TRAINING.md, "Where the captions go wrong"). The three objectives reach
+    the vision encoder only through pooled features or the cross-attention; this target asks
+    each object's own tokens to say what it is, which the decoder's cross-attention then reads."""
+    g = int(round((image_embeds.shape[1] - 1) ** 0.5))
+    out = aux.objects(image_embeds[:, 1:].float())  # [B, g*g, C]
+    have = attr[..., 0] >= 0
+    cell = (torch.nan_to_num(xy) * g).long().clamp(0, g - 1)
+    at = cell[..., 1] * g + cell[..., 0]  # [B, 3] patch index of each centre
+    centre = torch.zeros(out.shape[:2], device=out.device)
+    rows = torch.arange(out.shape[0], device=out.device)[:, None].expand_as(at)
+    centre[rows[have], at[have]] = 1.0
+    l_centre = F.binary_cross_entropy_with_logits(out[..., -1], centre)
+    picked = out.gather(1, at[..., None].expand(-1, -1, out.shape[-1]))[have]  # [objects, C]
+    a = attr[have]
+    ns, nc = len(SHAPE_WORDS), len(COLOR_WORDS)
+    parts = (picked[:, :ns], picked[:, ns : ns + nc], picked[:, ns + nc : -1])
+    l_attr = sum(F.cross_entropy(p, a[:, j]) for j, p in enumerate(parts))
+    with torch.no_grad():
+        acc = {f'obj_{n}_acc': float((p.argmax(1) == a[:, j]).float().mean()) for j, (n, p) in enumerate(zip(('shape', 'color', 'size'), parts))}
+    return l_centre + l_attr, acc
+
+
+def relation_aux_loss(aux: AuxHeads, hidden: torch.Tensor, tok: torch.Tensor, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Squared errors (at the words, at [ENC]) of the RelationAux predictions. hidden [R, T, W]: ITM encoder states of R
     pairs whose image shows the objects the caption names; tok [R, 3]: token index of each mention;
     xy [R, 3, 2]: the mentioned objects' centres in that image (NaN: no mention).
@@ -213,7 +247,7 @@ def relation_aux_loss(aux: RelationAux, hidden: torch.Tensor, tok: torch.Tensor,
     return l_word, l_pair
 
 
-def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True, itm: bool = True, itc_negatives: bool = False, itm_rows: int = 0, mirror_negatives: bool = False, itm_mirror_negatives: bool = False, relation_aux: RelationAux | None = None):
+def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Generator, amp: bool, device: str, swap_negatives: bool = True, itm_balance: bool = True, lm: bool = True, itm: bool = True, itc_negatives: bool = False, itm_rows: int = 0, mirror_negatives: bool = False, itm_mirror_negatives: bool = False, relation_aux: AuxHeads | None = None, object_aux: AuxHeads | None = None):
     """BLIP's three losses on one batch. Returns (dict of scalar losses, stats).
     b: pixels (uint8, normalized here with CLIP mean/std) or pixel_values (already normalized), key
     (same key = positive pair), ids/mask ([CLS] first), lm_ids/lm_mask/lm_labels, optional neg_*.
@@ -225,7 +259,8 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
     random in-batch captions, already different in color, never ask of it. mirror_negatives: each
     relation caption's own image mirrored is one more column of its text->image ITC row;
     itm_mirror_negatives: that mirrored image is also an ITM negative for the caption (rows < itm_rows).
-    relation_aux: adds the `rel` loss (relation_aux_loss) on the ITM positives and mirror negatives."""
+    relation_aux: adds the `rel` loss (relation_aux_loss) on the ITM positives and mirror negatives.
+    object_aux: adds the `obj` loss (object_aux_loss) on the batch's images (both phases)."""
     key = b['key']
     pos = key[:, None] == key[None, :]  # same scene = positive (BLIP retrieval's idx rule)
     with autocast(device, amp):
@@ -233,6 +268,9 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
         img_feat = model.image_feat(img)
         txt_feat = model.text_feat(b['ids'], b['mask'])
     img_feat, txt_feat = img_feat.float(), txt_feat.float()
+    extra, extra_stats = {}, {}
+    if object_aux is not None:
+        extra['obj'], extra_stats = object_aux_loss(object_aux, img, b['obj_xy'], b['obj_attr'])
     sim_i2t, sim_t2i = model.itc_logits(img_feat, txt_feat)
     tgt = pos.float() / pos.float().sum(1, keepdim=True)
     i2t = sim_i2t
@@ -269,7 +307,7 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
         l_lm = lm_loss(lm_logits, b) if lm else torch.zeros((), device=key.device)
         with torch.no_grad():
             itc_acc = float(pos[torch.arange(n, device=key.device), sim_t2i.argmax(1)].float().mean())
-        return {'itc': l_itc, 'itm': torch.zeros((), device=key.device), 'lm': l_lm}, {'itc_acc': itc_acc, 'itm_pairs': 0}
+        return {'itc': l_itc, 'itm': torch.zeros((), device=key.device), 'lm': l_lm, **extra}, {'itc_acc': itc_acc, 'itm_pairs': 0, **extra_stats}
 
     # ITM hard negatives: sampled from the in-batch ITC softmax, never the same scene (BLIP)
     with torch.no_grad():
@@ -355,7 +393,8 @@ def blip_losses(model: BlipForTraining, b: dict, vocab: WordVocab, gen: torch.Ge
             stats['itm_acc_mirror'] = float((pred[-n_mir:] == 0).float().mean())
         if l_rel is not None:
             stats.update(rel_word=float(l_word), rel_pair=float(l_pair))
-    losses = {'itc': l_itc, 'itm': l_itm, 'lm': l_lm}
+    stats.update(extra_stats)
+    losses = {'itc': l_itc, 'itm': l_itm, 'lm': l_lm, **extra}
     if l_rel is not None:
         losses['rel'] = l_rel
     return losses, stats
@@ -518,6 +557,8 @@ def parse_args(argv=None):
                    'with its captions, negatives and scene rewritten to match (left <-> right, above <-> below); 0: off')
     g.add_argument('--relation-aux', type=float, default=0.0, help='weight of the relation auxiliary loss on the ITM encoder: each named object\'s '
                    'centre at its word, the first-named object\'s offset from the others at [ENC] (TRAINING.md, "Teaching relations"); 0: off')
+    g.add_argument('--object-aux', type=float, default=0.0, help='weight of the object auxiliary loss on the vision encoder: at the patch of each '
+                   'object\'s centre its shape, color and size, at every patch whether a centre lies there (TRAINING.md); 0: off')
     g.add_argument('--init-weights', type=Path, help='start from these weights (a bundle\'s or a run\'s weights/ folder, same architecture) '
                    'instead of a random init')
     g.add_argument('--no-swap-negatives', action='store_true', help='ITM without the swapped-caption text negatives')
@@ -595,7 +636,7 @@ def main(argv=None) -> int:
             log({'event': 'error', 'code': 2, 'message': err})
             return 2
         log({'event': 'init', 'weights': str(a.init_weights)})
-    aux = RelationAux(a.text_width).to(device) if a.relation_aux > 0 else None
+    aux = AuxHeads(a.text_width, a.vision_width, relation=a.relation_aux > 0, objects=a.object_aux > 0).to(device) if a.relation_aux > 0 or a.object_aux > 0 else None
     opt = make_optimizer(model, a.lr, a.wd, *([aux] if aux is not None else []))
     batcher = GroupBatcher(train, a.batch, a.seed, flip=a.flip)
     step, state = 0, {'args': {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}, 'total': a.steps, 'evals': [], 'train_s': 0.0, 'evals_s': 0.0}
@@ -655,10 +696,13 @@ def main(argv=None) -> int:
             log({'event': 'phase', 'step': step, 'itm': itm_on})
             state['recent'] = []  # the speed of the other phase says nothing about this one
         state['itm_on'] = itm_on
-        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance, itm=itm_on, itc_negatives=a.itc_negatives, itm_rows=a.itm_rows, mirror_negatives=a.mirror_negatives, itm_mirror_negatives=a.itm_mirror_negatives, relation_aux=aux)
+        losses, stats = blip_losses(model, b, vocab, gen, amp, device, swap_negatives=not a.no_swap_negatives, itm_balance=not a.no_itm_balance, itm=itm_on, itc_negatives=a.itc_negatives, itm_rows=a.itm_rows, mirror_negatives=a.mirror_negatives, itm_mirror_negatives=a.itm_mirror_negatives,
+                                    relation_aux=aux if a.relation_aux > 0 else None, object_aux=aux if a.object_aux > 0 else None)
         loss = a.w_itc * losses['itc'] + a.w_itm * losses['itm'] + a.w_lm * losses['lm']
         if 'rel' in losses:
             loss = loss + a.relation_aux * losses['rel']
+        if 'obj' in losses:
+            loss = loss + a.object_aux * losses['obj']
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
