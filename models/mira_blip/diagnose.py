@@ -10,13 +10,17 @@ its scene differs (the generator's parser decides). For each kind it prints how 
 caption scores above the negative one for the image: with the ITM match logit ([ENC] first) and
 with the ITC cosine. 0.5 is chance. This is where re-ranking can gain over ITC (ITM above ITC on a
 kind), and what a caption must get right (binding and relations) to parse back to the scene.
-Last, the cosine between each image's ITC feature and its mirror image's: near 1 means the feature
-ignores where objects are, and no relation can be told from it.
+Then the cosine between each image's ITC feature and its mirror image's: near 1 means the feature
+ignores where objects are, and no relation can be told from it. Last, with --captions, what the
+greedy captions of the images get wrong (caption_errors): the first wrong part of each, and which
+shapes are written for which.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+from collections import Counter
 import sys
 from pathlib import Path
 
@@ -25,7 +29,7 @@ import torch
 
 from . import tokenizers as toks
 from .data import COLOR_WORDS, SIZE_WORDS, SceneSplit, WordVocab, normalize, scene_keys, shape_substitutes, swap_candidates
-from .evaluate import encode_images, encode_texts, itm_scores
+from .evaluate import encode_images, encode_texts, greedy_captions, itm_scores
 from .modeling import BlipForTraining, load_config
 
 
@@ -55,6 +59,36 @@ def kind_of(pos: str, neg: str) -> str:
     return 'left/right' if w[d] in ('left', 'right') else 'above/below'
 
 
+def caption_errors(generated: list[str | None], truth: list[str]) -> dict:
+    """What each generated caption's scene key (None: did not parse) gets wrong against the true
+    key: 'ok', 'unparsed', 'count' (another number of objects), 'objects' (the same number, some
+    size, color or shape wrong) or 'relations' (the objects right, a relation wrong). Objects are
+    matched to the truth in the order that agrees on the most attributes; `attributes` counts the
+    wrong ones over all images with the right count, `shapes` each confusion 'true -> written'."""
+    kinds, attrs, shapes = Counter(), Counter(), Counter()
+    for g, t in zip(generated, truth):
+        if g == t:
+            kinds['ok'] += 1
+            continue
+        if g is None:
+            kinds['unparsed'] += 1
+            continue
+        (g_names, _, g_facts), (t_names, _, t_facts) = g.partition('|'), t.partition('|')
+        mine, true = [o.split() for o in g_names.split('+')], [o.split() for o in t_names.split('+')]
+        if len(mine) != len(true):
+            kinds['count'] += 1
+            continue
+        best = max(itertools.permutations(mine), key=lambda p: sum(a == b for x, y in zip(true, p) for a, b in zip(x, y)))
+        for x, y in zip(true, best):
+            for name, a, b in zip(('size', 'color', 'shape'), x, y):
+                if a != b:
+                    attrs[name] += 1
+            if x[2] != y[2]:
+                shapes[f'{x[2]} -> {y[2]}'] += 1
+        kinds['objects' if g_names != t_names else 'relations'] += 1
+    return {'images': len(truth), 'kinds': dict(kinds), 'attributes': dict(attrs), 'shapes': dict(shapes.most_common())}
+
+
 @torch.no_grad()
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,6 +97,7 @@ def main(argv=None) -> int:
     src.add_argument('--checkpoint', help="a training checkpoint (runs/<run>/checkpoint.pt)")
     ap.add_argument('--val', default='../data/scenes/val')
     ap.add_argument('--n', type=int, default=300)
+    ap.add_argument('--captions', action='store_true', help='also break down what the greedy captions of the n images get wrong')
     ap.add_argument('--json', help='also write the figures here')
     a = ap.parse_args(argv)
     model, size, max_len, what = load(a)
@@ -110,6 +145,12 @@ def main(argv=None) -> int:
              'another image': float((img_feat * img_feat.roll(1, 0)).sum(1).mean())}
     out['imageFeatureCosine'] = {k: round(v, 4) for k, v in flips.items()}
     print('ITC image feature cosine with its ' + ', '.join(f'{k} {v:.3f}' for k, v in flips.items()))
+    if a.captions:
+        caps = greedy_captions(model, split, n, max_len)
+        err = out['captions'] = caption_errors(scene_keys(caps), split.keys[:n])
+        print(f'greedy captions of {n} images: ' + ', '.join(f'{k} {v}' for k, v in sorted(err['kinds'].items())))
+        print('  wrong attributes (objects matched): ' + ', '.join(f'{k} {v}' for k, v in err['attributes'].items()))
+        print('  shapes, true -> written: ' + ', '.join(f'{k} {v}' for k, v in list(err['shapes'].items())[:8]))
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2) + '\n')
     return 0

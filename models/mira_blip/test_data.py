@@ -20,6 +20,7 @@ test/models/train-data.test.ts; prints 'train data test: ok' at the end).
 7. --object-aux: each object of a batch image has the shape, color and size of captions.jsonl's
    scene and its layout centre (mirrored for mirrored rows); on a hand-made case the loss picks
    the patch of each centre; on a batch it is finite and reaches the vision encoder.
+8. diagnose.caption_errors on hand-made scene keys.
 """
 from __future__ import annotations
 
@@ -213,6 +214,16 @@ def main() -> int:
     check(float((mirrored[..., :64] - grid[..., :64]).abs().max()) > 0.5, 'columns live in the first half')
     norms = grid.norm(dim=-1)
     check(abs(float(norms.mean()) - 8.0) < 1e-4, 'unit-amplitude sin/cos: norm sqrt(64) = 8 per patch')
+
+    from .diagnose import caption_errors
+
+    t = ['large blue square+small red circle|small red circle <left> large blue square', 'small red circle|']
+    err = caption_errors([t[0], None, 'large blue circle+small red circle|small red circle <left> large blue circle',
+                          'large blue square+small red circle|large blue square <left> small red circle',
+                          'small red circle|', 'large blue square+small red circle|small red circle <left> large blue square'],
+                         [t[0], t[0], t[0], t[0], t[0], t[1]])
+    check(err['kinds'] == {'ok': 1, 'unparsed': 1, 'objects': 1, 'relations': 1, 'count': 2}, f'caption error kinds: {err["kinds"]}')
+    check(err['attributes'] == {'shape': 1} and err['shapes'] == {'square -> circle': 1}, f'caption error attributes: {err}')
 
     with tempfile.TemporaryDirectory() as tmp:
         flip_batches(Path(tmp) / 'scenes')
