@@ -26,13 +26,15 @@ STEPS="${MIRA_TRAIN_STEPS:-4000}"   # schedule length; shortened only if the bud
 # The recipe of models/default (models/TRAINING.md, "Why this configuration", item 7): a convolutional stem, swapped-caption
 # and mirror-image negatives in ITC, shape-swap negatives in ITM, ITM on half the rows, from 10 % of
 # the schedule on; each relation caption's mirrored image as an ITM negative, and the relation auxiliary
-# targets (models/TRAINING.md, "The cause: two steps that must be learned together"). Flags given to
+# targets (models/TRAINING.md, "The cause: two steps that must be learned together"), and the object
+# auxiliary targets on the vision encoder ("Where the captions go wrong"). Flags given to
 # this script come after these and override the valued ones.
 # models/default's version: new weights need a new name@version (the registry refuses the same
 # one with other files). 1 was the first default model (2026-11), 2 the one trained on 2026-12-06
-# (morning), 3 the first with --relation-aux (2026-12-06, evening).
-VERSION="${MIRA_MODEL_VERSION:-3}"
-RECIPE=(--conv-stem 32,64 --itc-negatives --mirror-negatives --shape-negatives --itm-rows 64 --itm-from 0.1 --itm-mirror-negatives --relation-aux 10)
+# (morning), 3 the first with --relation-aux (2026-12-06, evening), 4 the first with --object-aux
+# (2026-12-06, night).
+VERSION="${MIRA_MODEL_VERSION:-4}"
+RECIPE=(--conv-stem 32,64 --itc-negatives --mirror-negatives --shape-negatives --itm-rows 64 --itm-from 0.1 --itm-mirror-negatives --relation-aux 10 --object-aux 1)
 FOREGROUND=0
 FRESH=0
 EXTRA=()

@@ -13,7 +13,7 @@ const probe = spawnSync(python, ['-c', 'import torch, numpy, PIL'], { encoding: 
 const skipReason = probe.status === 0 ? '' : ` (skipped: ${python} lacks torch/numpy/PIL; apt-get install python3-torch python3-numpy python3-pil)`;
 
 describe('mira_blip training data', () => {
-  it.skipIf(probe.status !== 0)(`mirrors images with their captions and scenes; sincos positions; relation targets${skipReason}`, () => {
+  it.skipIf(probe.status !== 0)(`mirrors images with their captions and scenes; sincos positions; relation and object targets; caption error kinds${skipReason}`, () => {
     const r = spawnSync(python, ['-m', 'mira_blip.test_data'], { cwd: modelsDir, encoding: 'utf8', timeout: 180_000 });
     expect(r.stderr.slice(-2000) + r.stdout.slice(-2000)).toContain('train data test: ok');
     expect(r.status).toBe(0);
