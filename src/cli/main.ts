@@ -34,7 +34,7 @@ function help(): string {
     '  mira extract --collection holidays --out ./features   embeddings.npy + items.jsonl, for Python',
     '  mira jobs watch extract_0b6f…      follow a job with a progress bar; mira jobs list, mira jobs cancel ID',
     '  mira models import ./clip-onnx --out models/clip-b32',
-    '  mira models activate mira-blip-scenes@3   re-extract the collections on other versions, then switch',
+    '  mira models activate mira-blip-scenes@4   re-extract the collections on other versions, then switch',
     '  mira collections rollback holidays          search it by its previous model version again',
     '',
     "Run 'mira <command> --help' for a command's options and examples. Commands that print results take",

@@ -18,7 +18,7 @@ version that is not the active one (its rows and index files).
 ${apiHelp}
 
 examples:
-  mira collections reextract holidays --model mira-blip-scenes@3
+  mira collections reextract holidays --model mira-blip-scenes@4
   mira collections rollback holidays
   mira collections delete-version holidays --model mira-blip-scenes@1`,
   async run(argv) {

@@ -27,7 +27,7 @@ examples:
   mira models list --api http://127.0.0.1:8080 --json
   mira models import ./ViT-B-32__openai
   mira models import ./clip-vit-base-patch32 --out models/clip-b32
-  mira models activate mira-blip-scenes@3`,
+  mira models activate mira-blip-scenes@4`,
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub === 'activate') return activate(rest);
