@@ -226,7 +226,7 @@ def object_aux_loss(aux: AuxHeads, image_embeds: torch.Tensor, xy: torch.Tensor,
 
 
 def relation_aux_loss(aux: AuxHeads, hidden: torch.Tensor, tok: torch.Tensor, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Squared errors (at the words, at [ENC]) of the RelationAux predictions. hidden [R, T, W]: ITM encoder states of R
+    """Squared errors (at the words, at [ENC]) of the relation heads (AuxHeads.word, .pair). hidden [R, T, W]: ITM encoder states of R
     pairs whose image shows the objects the caption names; tok [R, 3]: token index of each mention;
     xy [R, 3, 2]: the mentioned objects' centres in that image (NaN: no mention).
 
