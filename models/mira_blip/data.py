@@ -472,18 +472,17 @@ class GroupBatcher:
         # above/below one), 0 = neither. Mirroring the image flips exactly those relations.
         horiz, vert = self.axis_words
         mirror = [1 if horiz & set(map(int, ws)) else 2 if vert & set(map(int, ws)) else 0 for ws in words]
-        # the named objects: token index of each mention ([CLS]/[ENC] is token 0) and its centre
-        # in the image as shown (mirrored rows mirrored), for the relation auxiliary loss
-        men = sp.mentions[cap]  # [B, 3, (word, object)]
-        xy = sp.obj_xy[idx[:, None], np.maximum(men[..., 1], 0)]  # [B, 3, 2]
-        xy[..., 0] = np.where(fl[0][:, None], 1.0 - xy[..., 0], xy[..., 0])
-        xy[..., 1] = np.where(fl[1][:, None], 1.0 - xy[..., 1], xy[..., 1])
-        named = men[..., 0] >= 0  # train.py checks that no caption is cut at max_len
-        xy[~named] = np.nan
-        # every object of the image, named or not: its centre as shown and its attributes
-        obj_xy = sp.obj_xy[idx].copy()
+        # every object's centre in the image as shown (mirrored rows mirrored) and its attributes,
+        # for the object auxiliary loss
+        obj_xy = sp.obj_xy[idx].copy()  # [B, 3, 2]
         obj_xy[..., 0] = np.where(fl[0][:, None], 1.0 - obj_xy[..., 0], obj_xy[..., 0])
         obj_xy[..., 1] = np.where(fl[1][:, None], 1.0 - obj_xy[..., 1], obj_xy[..., 1])
+        # the named objects: token index of each mention ([CLS]/[ENC] is token 0) and the centre of
+        # the object it names, for the relation auxiliary loss
+        men = sp.mentions[cap]  # [B, 3, (word, object)]
+        xy = obj_xy[np.arange(len(idx))[:, None], np.maximum(men[..., 1], 0)]  # [B, 3, 2], a copy
+        named = men[..., 0] >= 0  # train.py checks that no caption is cut at max_len
+        xy[~named] = np.nan
         out = {
             'obj_xy': torch.from_numpy(np.ascontiguousarray(obj_xy)),
             'obj_attr': torch.from_numpy(sp.obj_attr[idx]),

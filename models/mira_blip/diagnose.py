@@ -73,7 +73,7 @@ def caption_errors(generated: list[str | None], truth: list[str]) -> dict:
         if g is None:
             kinds['unparsed'] += 1
             continue
-        (g_names, _, g_facts), (t_names, _, t_facts) = g.partition('|'), t.partition('|')
+        g_names, t_names = g.partition('|')[0], t.partition('|')[0]
         mine, true = [o.split() for o in g_names.split('+')], [o.split() for o in t_names.split('+')]
         if len(mine) != len(true):
             kinds['count'] += 1
