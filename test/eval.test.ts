@@ -1,6 +1,10 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { corpusBleu4, rankByScore, recallAtK, rerankTopK } from '../src/eval/metrics.ts';
+import { generateScenes } from '../src/scenes/generate.ts';
 
 describe('retrieval metrics on hand-made rankings', () => {
   // Three queries; gallery items 0..3; query q is answered by item q, and query 2 also by item 3
@@ -67,6 +71,7 @@ describe('npm run eval: bad usage', () => {
     [['--bundle', 'models/default'], '--data'],
     [['--bundle', 'models/default', '--data', 'x', '--k', '0'], '--k'],
     [['--bundle', 'models/default', '--data', 'x', '--caption-method', 'sample'], '--caption-method'],
+    [['--bundle', 'models/default', '--data', 'x', '--caption-method', 'beam', '--beams', '0'], '--beams'],
     [['--bundle', 'models/default', '--data', '/nonexistent-scenes'], '/nonexistent-scenes/captions.jsonl'],
   ])('%j exits 2 with one line naming %s', (args, named) => {
     const r = cli(...args);
@@ -79,4 +84,32 @@ describe('npm run eval: bad usage', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^usage: npm run eval -- --bundle DIR --data DIR/);
   }, 60_000);
+});
+
+describe('npm run eval on a small generated set', () => {
+  it('writes every figure the issue names, and beam search with --beams', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mira-eval-'));
+    try {
+      await generateScenes({ seed: 77, n: 24, outDir: join(dir, 'scenes'), concurrency: 2 });
+      const json = join(dir, 'eval.json');
+      const r = spawnSync('npx', ['tsx', 'src/eval/cli.ts', '--bundle', 'models/default', '--data', join(dir, 'scenes'), '--k', '4',
+        '--caption-method', 'beam', '--beams', '2', '--json', json], { encoding: 'utf8', timeout: 120_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toContain('captions (beam-2)');
+      const f = JSON.parse(await readFile(json, 'utf8'));
+      expect(f).toMatchObject({ n: 24, k: 4, caption: { method: 'beam-2' } });
+      for (const dir_ of ['t2i', 'i2t']) {
+        for (const how of ['itc', 'rerank']) {
+          const { r1, r5, r10 } = f[dir_][how];
+          expect(0 <= r1 && r1 <= r5 && r5 <= r10 && r10 <= 1, `${dir_}.${how}`).toBe(true);
+        }
+      }
+      // The default model on 24 fresh scenes: far from chance (1/24) on retrieval, most captions right.
+      expect(f.t2i.rerank.r5).toBeGreaterThanOrEqual(0.9);
+      expect(f.caption.bleu4).toBeGreaterThan(0.3);
+      expect(f.caption.sceneAccuracy).toBeGreaterThan(0.5);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

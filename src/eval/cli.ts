@@ -1,7 +1,8 @@
 /**
  * Evaluation through Mira's TypeScript runtime on a generated scenes folder.
- *   npm run eval -- --bundle DIR --data DIR [--k 16] [--limit N] [--caption-method greedy|beam] [--json FILE]
+ *   npm run eval -- --bundle DIR --data DIR [--k 16] [--limit N] [--caption-method greedy|beam] [--beams 3] [--json FILE]
  * A retrieved item counts as correct when its scene equals the query's (several images share one).
+ * Captions are greedy by default; `--caption-method beam` searches `--beams` beams (3, as BLIP's paper does).
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { corpusBleu4, rankByScore, recallAtK, rerankTopK } from './metrics.ts';
 
 interface Record_ { file: string; captions: string[]; key: string }
 
-const USAGE = 'usage: npm run eval -- --bundle DIR --data DIR [--k 16] [--limit N] [--caption-method greedy|beam] [--json FILE]';
+const USAGE = 'usage: npm run eval -- --bundle DIR --data DIR [--k 16] [--limit N] [--caption-method greedy|beam] [--beams 3] [--json FILE]';
 
 /** Bad usage or input: one line on stderr, exit code 2. */
 function fail(msg: string): never {
@@ -24,7 +25,7 @@ function fail(msg: string): never {
 function options() {
   const { values } = parse(process.argv.slice(2), {
     bundle: { type: 'string' }, data: { type: 'string' }, k: { type: 'string' }, limit: { type: 'string' },
-    json: { type: 'string' }, 'caption-method': { type: 'string', default: 'greedy' }, help: { type: 'boolean', short: 'h' },
+    json: { type: 'string' }, 'caption-method': { type: 'string', default: 'greedy' }, beams: { type: 'string' }, help: { type: 'boolean', short: 'h' },
   }, false);
   if (values.help) {
     console.log(USAGE);
@@ -37,6 +38,7 @@ function options() {
     k: intFlag(values.k, 'k', 16),
     limit: values.limit === undefined ? undefined : intFlag(values.limit, 'limit', 1),
     method: oneOf('--caption-method', values['caption-method']!, ['greedy', 'beam'] as const),
+    beams: intFlag(values.beams, 'beams', 3),
   };
 }
 
@@ -47,7 +49,9 @@ try {
   if (err instanceof UsageError) fail(`${err.message} (${USAGE})`);
   throw err;
 }
-const { k, method } = opts;
+const { k, method, beams } = opts;
+const captionOptions = method === 'beam' ? { method, numBeams: beams } : { method };
+const methodName = method === 'beam' ? `beam-${beams}` : method;
 
 const lines = await readFile(join(opts.data, 'captions.jsonl'), 'utf8').catch(() => fail(`${opts.data}/captions.jsonl: cannot read it`));
 let records: Record_[] = lines.trim().split('\n').map((l, i) => {
@@ -95,12 +99,12 @@ const i2tHit = (q: number, t: number) => records[allTexts[t]!.image]!.key === re
 // captions
 let caption: { bleu4: number; sceneAccuracy: number; method: string } | undefined;
 if (rt.manifest.graphs.decoder) {
-  const generated = await Promise.all(embs.map((e, i) => rt.caption(images[i]!, { method })));
+  const generated = await Promise.all(embs.map((e, i) => rt.caption(images[i]!, captionOptions)));
   const correct = generated.filter((g, i) => {
     const s = parseCaption(g.text);
     return s !== null && sceneKey(s) === records[i]!.key;
   }).length;
-  caption = { bleu4: corpusBleu4(generated.map((g) => g.text), records.map((r) => r.captions)), sceneAccuracy: correct / n, method };
+  caption = { bleu4: corpusBleu4(generated.map((g) => g.text), records.map((r) => r.captions)), sceneAccuracy: correct / n, method: methodName };
 }
 await rt.close();
 
@@ -120,5 +124,5 @@ for (const dir of ['t2i', 'i2t'] as const) {
     console.log(`  ${dir} ${how.padEnd(6)}  R@1 ${pct(r.r1!)}  R@5 ${pct(r.r5!)}  R@10 ${pct(r.r10!)}`);
   }
 }
-if (caption) console.log(`  captions (${method})  BLEU-4 ${caption.bleu4.toFixed(3)}  scene accuracy ${pct(caption.sceneAccuracy)}%`);
+if (caption) console.log(`  captions (${methodName})  BLEU-4 ${caption.bleu4.toFixed(3)}  scene accuracy ${pct(caption.sceneAccuracy)}%`);
 if (opts.json) await writeFile(opts.json, JSON.stringify(figures, null, 2) + '\n');
