@@ -47,6 +47,8 @@ export interface AppContext {
   ready(): boolean;
   /** Opens every collection's models and indexes, so the first queries do not pay for it. */
   warm(): Promise<void>;
+  /** Work that outlives the request that started it (purging a deleted collection's blobs): logged when it ends; close() waits for it. */
+  background(name: string, task: () => Promise<unknown>): void;
   close(): Promise<void>;
 }
 
@@ -100,6 +102,7 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
     ? await BullJobQueue.connect(table, { redisUrl: env.REDIS_URL, prefix: env.MIRA_QUEUE_PREFIX })
     : new InProcessJobQueue(() => deps!, table, log);
   let isReady = false;
+  const tasks = new Set<Promise<void>>();
   const ctx: AppContext = {
     env, log, mode: database.mode, dataDir, db, blobs, features, tokens, runtimes, indexes, queue, runtime, defaultModel, metrics,
     limits: ingestLimits(env),
@@ -119,7 +122,15 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
       }
       isReady = true;
     },
+    background(name, task) {
+      const done: Promise<void> = task().then(
+        (result) => log.info({ task: name, result }, 'background task done'),
+        (err: unknown) => log.error({ task: name, err }, 'background task failed'),
+      ).finally(() => tasks.delete(done));
+      tasks.add(done);
+    },
     async close() {
+      await Promise.all(tasks);
       await queue.close();
       await indexes.close();
       await runtimes.close();

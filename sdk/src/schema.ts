@@ -70,7 +70,10 @@ export interface paths {
         get: operations["getCollection"];
         put?: never;
         post?: never;
-        /** Delete a collection with its images */
+        /**
+         * Delete a collection with its images
+         * @description Its images leave Postgres and search at once; their stored originals, thumbnails and token features are removed right after the answer, except blobs another collection still holds.
+         */
         delete: operations["deleteCollection"];
         options?: never;
         head?: never;
@@ -211,7 +214,7 @@ export interface paths {
         post?: never;
         /**
          * Delete an image
-         * @description Searches stop returning it at once; its index entry is removed as the index follows Postgres.
+         * @description Searches stop returning it at once; its index entry is removed as the index follows Postgres. Its stored original, thumbnail and token features are removed before the answer, unless another collection holds the same bytes.
          */
         delete: operations["deleteImage"];
         options?: never;

@@ -6,6 +6,7 @@ import { collections } from './commands/collections.ts';
 import { demo } from './commands/demo.ts';
 import { extract } from './commands/extract.ts';
 import { finetune } from './commands/finetune.ts';
+import { gc } from './commands/gc.ts';
 import { ingest } from './commands/ingest.ts';
 import { jobs } from './commands/jobs.ts';
 import { keys } from './commands/keys.ts';
@@ -15,7 +16,7 @@ import { search } from './commands/search.ts';
 import { serve } from './commands/serve.ts';
 import { worker } from './commands/worker.ts';
 
-const commands: Record<string, Command> = { serve, worker, demo, ingest, search, caption, models, collections, keys, migrate, finetune, extract, jobs };
+const commands: Record<string, Command> = { serve, worker, demo, ingest, search, caption, models, collections, keys, migrate, finetune, extract, jobs, gc };
 
 function help(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);

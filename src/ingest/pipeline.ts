@@ -3,6 +3,7 @@ import type { Collection } from '../db/queries/collections.ts';
 import { getImageBySha256, insertImage, type ImageStatus } from '../db/queries/images.ts';
 import type { JobQueue } from '../jobs/types.ts';
 import type { BlobStore } from '../storage/blob.ts';
+import { holdingBlob } from '../storage/purge.ts';
 import { inspectImage, sha256Hex } from './inspect.ts';
 import type { IngestLimits } from './limits.ts';
 import { readSource, type IngestSource, type SourceDeps } from './sources.ts';
@@ -48,17 +49,20 @@ export async function ingestImage(deps: IngestDeps, collection: Pick<Collection,
   const known = await getImageBySha256(deps.db, collection.id, sha256Hex(read.bytes));
   if (known && known.status !== 'pending') return { imageId: known.id, sha256: known.sha256, created: false, status: known.status };
   const info = await inspectImage(read.bytes, deps.limits);
-  await deps.blobs.put(read.bytes, 'original');
-  await deps.blobs.put(info.thumbnail, 'thumbnail', info.sha256);
-  const { image, created } = await insertImage(deps.db, {
-    collectionId: collection.id,
-    sha256: info.sha256,
-    source: read.source,
-    mime: info.mime,
-    width: info.width,
-    height: info.height,
-    bytes: info.bytes,
-    ...(read.metadata ? { metadata: read.metadata } : {}),
+  // No purge of these bytes (another collection deleting its copy) can run until the row is committed.
+  const { image, created } = await holdingBlob(deps.db, info.sha256, async (tx) => {
+    await deps.blobs.put(read.bytes, 'original');
+    await deps.blobs.put(info.thumbnail, 'thumbnail', info.sha256);
+    return insertImage(tx, {
+      collectionId: collection.id,
+      sha256: info.sha256,
+      source: read.source,
+      mime: info.mime,
+      width: info.width,
+      height: info.height,
+      bytes: info.bytes,
+      ...(read.metadata ? { metadata: read.metadata } : {}),
+    });
   });
   if (image.status !== 'pending') return { imageId: image.id, sha256: info.sha256, created, status: image.status };
   // Queued on every call while pending: a job lost before it was queued (a crash, Redis down) is

@@ -2,6 +2,7 @@ import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { NotFound } from '../db/errors.ts';
 import { insertEmbeddings, lockChanges } from '../db/queries/embeddings.ts';
+import { imageKeys } from '../db/queries/images.ts';
 import { getJob } from '../db/queries/jobs.ts';
 import { getModel } from '../db/queries/models.ts';
 import { collections } from '../db/schema/index.ts';
@@ -56,14 +57,22 @@ export async function reextract(deps: ReextractDeps, p: { collectionId: string; 
         const batch = await imagesLackingVersion(deps.db, { collectionId: p.collectionId, modelId: p.modelId, ...(afterId ? { afterId } : {}), limit: BATCH });
         if (batch.length === 0) break;
         afterId = batch.at(-1)!.id;
-        const originals = await Promise.all(batch.map((b) => deps.blobs.get(b.sha256, 'original')));
-        const lost = batch.find((_, i) => !originals[i]);
-        if (lost) throw new PermanentJobError(`the original of image ${lost.id} is not in the blob store: the new version cannot be complete`, 'blob_missing');
-        const embs = await runtime.embedImages(originals as Uint8Array[]);
-        if (keepTokens) await Promise.all(embs.map((e, i) => (e.tokens ? deps.features.put(p.modelId, batch[i]!.id, e.tokens) : undefined)));
-        await writeShadow(deps.db, { ...p, jobId: run.id, items: batch.map((b, i) => ({ imageId: b.id, vector: embs[i]!.feat })) });
-        await deps.writer.written(p.collectionId, p.modelId);
-        embedded += batch.length;
+        const read = await Promise.all(batch.map(async (b) => ({ ...b, bytes: await deps.blobs.get(b.sha256, 'original') })));
+        const present = read.filter((r): r is typeof r & { bytes: Buffer } => !!r.bytes);
+        if (present.length < read.length) {
+          // An image deleted since the batch was read has had its blobs purged: nothing to embed.
+          // A live image without its original is data loss: the new version cannot be complete.
+          const live = await imageKeys(deps.db, read.filter((r) => !r.bytes).map((r) => r.id));
+          const lost = [...live.keys()][0];
+          if (lost) throw new PermanentJobError(`the original of image ${lost} is not in the blob store: the new version cannot be complete`, 'blob_missing');
+        }
+        if (present.length > 0) {
+          const embs = await runtime.embedImages(present.map((r) => r.bytes));
+          if (keepTokens) await Promise.all(embs.map((e, i) => (e.tokens ? deps.features.put(p.modelId, present[i]!.id, e.tokens) : undefined)));
+          await writeShadow(deps.db, { ...p, jobId: run.id, items: present.map((r, i) => ({ imageId: r.id, vector: embs[i]!.feat })) });
+          await deps.writer.written(p.collectionId, p.modelId);
+        }
+        embedded += present.length;
         done += batch.length;
         await run.progress({ done: Math.min(done, total), total, embedded, round });
       }

@@ -32,6 +32,11 @@ export function liveVersions(c: Pick<Collection, 'embedder' | 'pendingEmbedder' 
   return [...new Set([c.embedder, c.pendingEmbedder, c.previousEmbedder].filter((m): m is string => !!m))];
 }
 
+/** Every model a collection's images can have derived data under: its live versions and its re-ranker. */
+export function collectionModels(c: Pick<Collection, 'embedder' | 'pendingEmbedder' | 'previousEmbedder' | 'reranker'>): string[] {
+  return [...new Set([...liveVersions(c), ...(c.reranker ? [c.reranker] : [])])];
+}
+
 export interface VersionCounts {
   /** Ready, live images: what every complete version holds a row for. */
   images: number;

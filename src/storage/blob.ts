@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
 export type BlobKind = 'original' | 'thumbnail';
@@ -19,6 +19,8 @@ export interface BlobStore {
   has(key: string, kind: BlobKind): Promise<boolean>;
   /** Returns whether there was something to delete. */
   delete(key: string, kind: BlobKind): Promise<boolean>;
+  /** Every original's key, in no particular order (the purge sweep reads it). */
+  originals(): AsyncIterable<string>;
   /** A local file path, for stores that have one (streaming a file to a response). */
   path?(key: string, kind: BlobKind): string;
 }
@@ -66,6 +68,16 @@ export class LocalBlobStore implements BlobStore {
     const removed = await unlink(file).then(() => true, ifMissing(false));
     if (removed) await fsyncDir(dirname(file));
     return removed;
+  }
+
+  async *originals(): AsyncIterable<string> {
+    const dirs = async (dir: string) => (await readdir(dir, { withFileTypes: true }).catch(ifMissing([]))).filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
+    for (const shard of await dirs(join(this.root, 'originals'))) {
+      for (const leaf of await dirs(shard)) {
+        // Temp files of unfinished writes end in .tmp and are not keys.
+        for (const name of await readdir(leaf).catch(ifMissing([] as string[]))) if (KEY.test(name)) yield name;
+      }
+    }
   }
 
   /** Whether the file already has these bytes: by name for originals, by content for thumbnails. */

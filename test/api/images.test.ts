@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import sharp from 'sharp';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MiraClient } from '../../sdk/src/index.ts';
 import { problemOf, unique, useServer } from './server.ts';
 
@@ -114,6 +114,36 @@ describe('images', () => {
     const { response } = await admin.api.DELETE('/v1/images/{id}', { params: { path: { id: target.id } } });
     expect(response.status).toBe(204);
     expect((await problemOf(admin.getImage(target.id))).status).toBe(404);
+  });
+
+  it('deleting an image removes its bytes and token features, unless another collection holds the same image', async () => {
+    const { admin, ctx } = server();
+    const model = ctx.defaultModel.id;
+    const [a, b] = [await collection(), await collection()];
+    const [own, shared] = [await png(), await png()];
+    const ownA = (await admin.uploadImage(a.id, own, { wait: true })).image;
+    const sharedA = (await admin.uploadImage(a.id, shared, { wait: true })).image;
+    const sharedB = (await admin.uploadImage(b.id, shared, { wait: true })).image;
+    const stored = async (sha: string) => [await ctx.blobs.has(sha, 'original'), await ctx.blobs.has(sha, 'thumbnail')];
+    const tokens = (id: string) => ctx.features.getMany(model, [id])[0];
+    expect(await stored(ownA.sha256)).toEqual([true, true]);
+    expect(tokens(ownA.id)).toBeDefined();
+
+    await admin.api.DELETE('/v1/images/{id}', { params: { path: { id: ownA.id } } });
+    expect(await stored(ownA.sha256)).toEqual([false, false]);
+    expect(tokens(ownA.id)).toBeUndefined();
+
+    await admin.api.DELETE('/v1/images/{id}', { params: { path: { id: sharedA.id } } });
+    expect(await stored(sharedA.sha256)).toEqual([true, true]); // b holds the same bytes
+    expect(tokens(sharedA.id)).toBeUndefined();
+    const original = await fetch(`${server().url}${sharedB.originalUrl}`, { headers: { authorization: authOf(admin) } });
+    expect(original.status).toBe(200);
+
+    // Deleting the collection answers first; its blobs and token features go right after.
+    const { response } = await admin.api.DELETE('/v1/collections/{id}', { params: { path: { id: b.id } } });
+    expect(response.status).toBe(204);
+    await vi.waitFor(async () => expect(await stored(sharedB.sha256)).toEqual([false, false]), { timeout: 10_000 });
+    expect(tokens(sharedB.id)).toBeUndefined();
   });
 
   it('a bad metadata filter names the field', async () => {

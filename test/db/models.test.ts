@@ -148,8 +148,8 @@ describe.each(dbModes)('models and collections, $mode', (m) => {
     it('deleting a collection removes it once', async () => {
       const { collection, cleanup } = await ownCollection(db());
       try {
-        expect(await deleteCollection(db(), collection.id)).toBe(true);
-        expect(await deleteCollection(db(), collection.id)).toBe(false);
+        expect(await deleteCollection(db(), collection.id)).toEqual({ collection, images: [] });
+        expect(await deleteCollection(db(), collection.id)).toBeUndefined();
         expect(await getCollection(db(), { id: collection.id })).toBeUndefined();
       } finally {
         await cleanup();

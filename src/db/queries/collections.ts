@@ -1,7 +1,7 @@
 import { asc, eq, getTableColumns } from 'drizzle-orm';
 import type { Db } from '../client.ts';
 import { Conflict, FOREIGN_KEY_VIOLATION, NotFound, sqlState, UNIQUE_VIOLATION } from '../errors.ts';
-import { collections } from '../schema/index.ts';
+import { collections, images } from '../schema/index.ts';
 import { getModel } from './models.ts';
 import { isUuid } from './page.ts';
 
@@ -39,9 +39,18 @@ export function listCollections(db: Db): Promise<Collection[]> {
   return db.select(columns).from(collections).orderBy(asc(collections.name));
 }
 
-/** Deletes the collection with its images and embeddings (cascade); its index files are the index layer's to drop. */
-export async function deleteCollection(db: Db, id: string): Promise<boolean> {
-  if (!isUuid(id)) return false;
-  const rows = await db.delete(collections).where(eq(collections.id, id)).returning({ id: collections.id });
-  return rows.length > 0;
+/**
+ * Deletes the collection with its images and embeddings, in one transaction. Returns the deleted
+ * row and the images it held, whose blobs and token features are the caller's to purge
+ * (src/storage/purge.ts), or undefined when there was no such collection. Its index files are the
+ * index layer's to drop.
+ */
+export async function deleteCollection(db: Db, id: string): Promise<{ collection: Collection; images: { id: string; sha256: string }[] } | undefined> {
+  if (!isUuid(id)) return undefined;
+  return db.transaction(async (tx) => {
+    // Deleted before the collection (the cascade would do it, but without telling which).
+    const held = await tx.delete(images).where(eq(images.collectionId, id)).returning({ id: images.id, sha256: images.sha256 });
+    const [collection] = await tx.delete(collections).where(eq(collections.id, id)).returning(columns);
+    return collection ? { collection, images: held } : undefined;
+  });
 }

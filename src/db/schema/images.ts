@@ -31,5 +31,7 @@ export const images = pgTable(
     uniqueIndex('images_collection_sha256').on(t.collectionId, t.sha256).where(sql`${t.deletedAt} is null`),
     index('images_collection_created').on(t.collectionId, t.createdAt, t.id),
     index('images_metadata').using('gin', t.metadata),
+    // Whether any collection still holds a blob (src/storage/purge.ts).
+    index('images_sha256').on(t.sha256),
   ],
 );

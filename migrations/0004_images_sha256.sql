@@ -1,0 +1,1 @@
+CREATE INDEX "images_sha256" ON "images" USING btree ("sha256");
