@@ -132,7 +132,7 @@ export interface paths {
         post?: never;
         /**
          * Delete one embedder version of a collection
-         * @description Deletes the version's embedding rows through the change stream (replicas drop them too) and its index files; it is no longer the rollback target. The active version is refused (409 version_active), and so is a shadow a running re-extraction is filling (409 reextraction_running: cancel the job first).
+         * @description Deletes the version's embedding rows through the change stream (replicas drop them too), its index files and, after the answer, its token features (unless the model still re-ranks the collection); it is no longer the rollback target. The active version is refused (409 version_active), and so is a shadow a running re-extraction is filling (409 reextraction_running: cancel the job first).
          */
         delete: operations["deleteCollectionVersion"];
         options?: never;

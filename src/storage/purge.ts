@@ -9,7 +9,7 @@
  * is under way. The thumbnail goes first, so a purge cut short by a crash leaves an original that
  * the next sweep finds.
  */
-import { and, inArray, isNull, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { images } from '../db/schema/index.ts';
 import type { TokenFeatureStore } from '../features/store.ts';
@@ -102,4 +102,26 @@ export async function forgetImages(
 ): Promise<number> {
   await Promise.all(modelIds.flatMap((m) => deleted.map((img) => deps.features.delete(m, img.id))));
   return purgeBlobs(deps.db, deps.blobs, deleted.map((img) => img.sha256));
+}
+
+/**
+ * Removes the token features a collection's images have under `modelId`, once the collection no
+ * longer uses that model (a deleted version). Returns how many images it went through. Derived
+ * data: a re-extraction back to the model that races this recomputes what it misses.
+ */
+export async function forgetCollectionTokens(deps: { db: Db; features: TokenFeatureStore }, collectionId: string, modelId: string, page = 1000): Promise<number> {
+  let seen = 0;
+  let after: string | undefined;
+  for (;;) {
+    const rows = await deps.db
+      .select({ id: images.id })
+      .from(images)
+      .where(and(eq(images.collectionId, collectionId), ...(after ? [gt(images.id, after)] : [])))
+      .orderBy(asc(images.id))
+      .limit(page);
+    if (rows.length === 0) return seen;
+    await Promise.all(rows.map((r) => deps.features.delete(modelId, r.id)));
+    seen += rows.length;
+    after = rows.at(-1)!.id;
+  }
 }

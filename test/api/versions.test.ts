@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MiraApiError, MiraClient } from '../../sdk/src/index.ts';
 import { countImagesByStatus } from '../../src/db/queries/images.ts';
 import { setActiveModel, getActiveModel } from '../../src/db/queries/models.ts';
@@ -54,8 +54,15 @@ describe('collection versions through the API', () => {
     expect(refused.problem, JSON.stringify(refused.problem)).toMatchObject({ status: 409, code: 'version_active' });
     const back = await admin.rollbackCollection(col.id);
     expect(back, JSON.stringify(back)).toMatchObject({ embedder: v1.id, previousEmbedder: v2.id });
+    // Token features under both versions (what a re-ranker by each would have stored).
+    const { features } = server().ctx;
+    const ids = (await data(admin.api.GET('/v1/collections/{id}/images', { params: { path: { id: col.id }, query: { limit: 100 } } }))).items.map((i) => i.id);
+    expect(ids).toHaveLength(N);
+    for (const m of [v1.id, v2.id]) await Promise.all(ids.map((id) => features.put(m, id, new Float32Array([1, 2, 3, 4]))));
     const gone = await admin.deleteCollectionVersion(col.id, v2.id);
     expect(gone, JSON.stringify(gone)).toMatchObject({ model: v2.id, deleted: N, collection: { embedder: v1.id, previousEmbedder: null } });
+    await vi.waitFor(() => expect(features.getMany(v2.id, ids).filter(Boolean)).toHaveLength(0), { timeout: 10_000 });
+    expect(features.getMany(v1.id, ids).filter(Boolean)).toHaveLength(N);
     const none = await problemOf(admin.rollbackCollection(col.id));
     expect(none.problem, JSON.stringify(none.problem)).toMatchObject({ status: 409, code: 'no_previous_version' });
   }, 240_000);
