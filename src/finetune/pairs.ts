@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { link, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Db } from '../db/client.ts';
 import { getImageBySha256, imagesByIds, listImages, type Image } from '../db/queries/images.ts';
@@ -56,26 +56,41 @@ export async function collectPairs(db: Db, collectionId: string, source: PairSou
 }
 
 /**
- * Writes the trainer's pairs.jsonl into `dir`: `{"image": absolute path, "caption"}` per pair. The
- * originals are read in place when the blob store has local paths, copied into `dir/images` when not.
+ * Writes the trainer's pairs.jsonl into `dir`: `{"image": absolute path, "caption"}` per pair. Each
+ * original is hard-linked into `dir/images` (copied where the store has no local path or the link
+ * would cross filesystems), so an image deleted while the trainer runs keeps its file until the
+ * job is done. Pairs whose original is already gone (the image was deleted after the pairs were
+ * listed, and its blob purged) are left out and counted in `dropped`.
  */
-export async function writePairsFile(blobs: BlobStore, pairs: Pair[], dir: string): Promise<string> {
-  const paths = new Map<string, string>();
+export async function writePairsFile(blobs: BlobStore, pairs: Pair[], dir: string): Promise<{ file: string; dropped: number }> {
+  const images = join(dir, 'images');
+  await mkdir(images, { recursive: true });
+  const present = new Set<string>();
   for (const sha of new Set(pairs.map((p) => p.sha256))) {
-    if (blobs.path && (await blobs.has(sha, 'original'))) {
-      paths.set(sha, blobs.path(sha, 'original'));
-      continue;
+    const file = join(images, sha);
+    if (blobs.path) {
+      const linked = await link(blobs.path(sha, 'original'), file).then(
+        () => true,
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return false;
+          if (err.code === 'EXDEV' || err.code === 'EPERM') return undefined; // copy instead
+          throw err;
+        },
+      );
+      if (linked !== undefined) {
+        if (linked) present.add(sha);
+        continue;
+      }
     }
     const bytes = await blobs.get(sha, 'original');
-    if (!bytes) throw new Error(`the original ${sha} is not in the blob store`);
-    await mkdir(join(dir, 'images'), { recursive: true });
-    const file = join(dir, 'images', sha);
+    if (!bytes) continue;
     await writeFile(file, bytes);
-    paths.set(sha, file);
+    present.add(sha);
   }
+  const kept = pairs.filter((p) => present.has(p.sha256));
   const file = join(dir, 'pairs.jsonl');
-  await writeFile(file, pairs.map((p) => JSON.stringify({ image: paths.get(p.sha256), caption: p.caption })).join('\n') + '\n');
-  return file;
+  await writeFile(file, kept.map((p) => JSON.stringify({ image: join(images, p.sha256), caption: p.caption })).join('\n') + '\n');
+  return { file, dropped: pairs.length - kept.length };
 }
 
 /** A pair that names no image of the collection: `index` is its place in the request. */

@@ -103,15 +103,15 @@ export async function finetune(deps: FinetuneDeps, p: FinetunePayload, run: JobR
     }
     const figures: Record<string, number> = { pairs: pairs.length, images };
     await run.progress({ done: 0, total: p.steps, ...figures });
-    const pairsFile = await writePairsFile(deps.blobs, pairs, work).catch((err: Error) => {
-      throw new PermanentJobError(`${err.message}: the pairs cannot be written`, 'blob_missing');
-    });
+    const { file: pairsFile, dropped } = await writePairsFile(deps.blobs, pairs, work);
+    // Images deleted since the pairs were listed: left out like the ones without a caption.
+    const leftOut = skipped + dropped;
     const version = await nextFreeVersion(deps.db, base);
     const out = join(work, 'bundle');
     const trainer = await train(deps, p, run, { base, pairsFile, work, out, version, figures });
     await failIfStopped(deps.db, run, trainer, p.timeoutSeconds);
 
-    const result = await resultFrom(out, base, skipped, t0);
+    const result = await resultFrom(out, base, leftOut, t0);
     await checkBundle(out, base, version);
     if (!(result.after[DECIDING_METRIC] > result.before[DECIDING_METRIC])) {
       const reason = `held-out ${DECIDING_METRIC} did not improve (${result.before[DECIDING_METRIC]} before, ${result.after[DECIDING_METRIC]} after): not registered, ${UNCHANGED}`;

@@ -49,10 +49,15 @@ export async function ingestImage(deps: IngestDeps, collection: Pick<Collection,
   const known = await getImageBySha256(deps.db, collection.id, sha256Hex(read.bytes));
   if (known && known.status !== 'pending') return { imageId: known.id, sha256: known.sha256, created: false, status: known.status };
   const info = await inspectImage(read.bytes, deps.limits);
-  // No purge of these bytes (another collection deleting its copy) can run until the row is committed.
-  const { image, created } = await holdingBlob(deps.db, info.sha256, async (tx) => {
+  const storeBlobs = async () => {
     await deps.blobs.put(read.bytes, 'original');
     await deps.blobs.put(info.thumbnail, 'thumbnail', info.sha256);
+  };
+  await storeBlobs(); // the durable writes, outside any transaction
+  // From here until the row is committed no purge of these bytes (another collection deleting its
+  // copy) can run. One may have run since the writes: storing again is a no-op unless it did.
+  const { image, created } = await holdingBlob(deps.db, info.sha256, async (tx) => {
+    await storeBlobs();
     return insertImage(tx, {
       collectionId: collection.id,
       sha256: info.sha256,

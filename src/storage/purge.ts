@@ -3,11 +3,13 @@
  *
  * Blobs are shared: one sha256 can be an image in several collections, and an ingest stores the
  * blobs before it records the image. So a purge of a sha256 and an ingest of the same bytes take
- * one advisory lock, the purge exclusively and every ingest shared: an ingest holds it from
- * storing the blobs until its image row is committed, and a purge checks for live rows only once
- * it holds the lock. A blob is then removed only when no collection holds it and no ingest of it
- * is under way. The thumbnail goes first, so a purge cut short by a crash leaves an original that
- * the next sweep finds.
+ * one advisory lock, the purge exclusively and every ingest shared. An ingest writes the blobs,
+ * takes the lock, stores them again (a no-op unless a purge removed them meanwhile) and holds it
+ * until its image row is committed; a purge checks for live rows only once it holds the lock. A
+ * blob is then removed only when no collection holds it, and an ingest never records an image
+ * whose blobs are gone. The slow durable writes stay outside the transaction (PGlite runs one
+ * transaction at a time). The thumbnail goes first, so a purge cut short by a crash leaves an
+ * original that the next sweep finds.
  */
 import { and, asc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
@@ -26,8 +28,8 @@ const lockBlob = (tx: Db, sha256: string, mode: 'shared' | 'exclusive') =>
   );
 
 /**
- * Runs `fn` in a transaction that no purge of `sha256` can overlap: store the blobs and record
- * the image inside it (with `tx`), and the blobs stay until that image is deleted.
+ * Runs `fn` in a transaction that no purge of `sha256` can overlap: make sure of the blobs and
+ * record the image inside it (with `tx`), and the blobs stay until that image is deleted.
  */
 export function holdingBlob<T>(db: Db, sha256: string, fn: (tx: Db) => Promise<T>): Promise<T> {
   return db.transaction(async (tx) => {

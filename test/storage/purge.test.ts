@@ -5,9 +5,13 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { deleteCollection } from '../../src/db/queries/collections.ts';
 import { deleteImage, insertImage } from '../../src/db/queries/images.ts';
-import { LocalBlobStore } from '../../src/storage/blob.ts';
+import { ensureCollection } from '../../src/cli/collection.ts';
+import { ingestImage } from '../../src/ingest/pipeline.ts';
+import { renderScene, sampleScenes } from '../../src/scenes/index.ts';
+import { LocalBlobStore, sha256Hex, type BlobStore } from '../../src/storage/blob.ts';
 import { holdingBlob, purgeBlobs, sweepBlobs } from '../../src/storage/purge.ts';
 import { dbModes, newImage, ownCollection, useDatabase } from '../db/modes.ts';
+import { testContext } from '../support/context.ts';
 
 describe.each(dbModes)('blob purge, $mode', (m) => {
   if (m.skip) {
@@ -121,4 +125,36 @@ describe.each(dbModes)('blob purge, $mode', (m) => {
     expect(await kept(live.sha256)).toEqual([true, true]);
     expect(await sweepBlobs(db, blobs)).toEqual({ checked: 1, removed: 0 });
   });
+});
+
+describe('ingest against a purge of the same bytes', () => {
+  it('a purge that runs between storing the blobs and recording the image makes the ingest store them again', async () => {
+    const { ctx, stop } = await testContext('embedded');
+    try {
+      const collection = await ensureCollection(ctx, 'purge-race');
+      const bytes = await renderScene(sampleScenes(5, 1)[0]!.scene, { size: 64 });
+      const sha256 = sha256Hex(bytes);
+      let puts = 0;
+      let purged: number | undefined;
+      // The blob store the ingest sees: after its first two writes (original, thumbnail), another
+      // collection's delete purges the same bytes, before the ingest takes the lock.
+      const blobs: BlobStore = {
+        put: async (b, kind, key) => {
+          const r = await ctx.blobs.put(b, kind, key);
+          if (++puts === 2) purged = await purgeBlobs(ctx.db, ctx.blobs, [sha256]);
+          return r;
+        },
+        get: (k, kind) => ctx.blobs.get(k, kind),
+        has: (k, kind) => ctx.blobs.has(k, kind),
+        delete: (k, kind) => ctx.blobs.delete(k, kind),
+        originals: () => ctx.blobs.originals(),
+      };
+      const r = await ingestImage({ db: ctx.db, blobs, queue: ctx.queue, limits: ctx.limits }, collection, { kind: 'upload', bytes, filename: 'race.png' });
+      expect(purged).toBe(1);
+      expect(r.created).toBe(true);
+      expect([await ctx.blobs.has(sha256, 'original'), await ctx.blobs.has(sha256, 'thumbnail')]).toEqual([true, true]);
+    } finally {
+      await stop();
+    }
+  }, 60_000);
 });
