@@ -55,9 +55,10 @@ export async function ingestImage(deps: IngestDeps, collection: Pick<Collection,
   };
   await storeBlobs(); // the durable writes, outside any transaction
   // From here until the row is committed no purge of these bytes (another collection deleting its
-  // copy) can run. One may have run since the writes: storing again is a no-op unless it did.
+  // copy) can run. One may have run since the writes: then they are stored again.
   const { image, created } = await holdingBlob(deps.db, info.sha256, async (tx) => {
-    await storeBlobs();
+    const kept = await Promise.all([deps.blobs.has(info.sha256, 'original'), deps.blobs.has(info.sha256, 'thumbnail')]);
+    if (!kept.every(Boolean)) await storeBlobs();
     return insertImage(tx, {
       collectionId: collection.id,
       sha256: info.sha256,

@@ -4,7 +4,7 @@
  * Blobs are shared: one sha256 can be an image in several collections, and an ingest stores the
  * blobs before it records the image. So a purge of a sha256 and an ingest of the same bytes take
  * one advisory lock, the purge exclusively and every ingest shared. An ingest writes the blobs,
- * takes the lock, stores them again (a no-op unless a purge removed them meanwhile) and holds it
+ * takes the lock, stores them again if a purge removed them meanwhile, and holds it
  * until its image row is committed; a purge checks for live rows only once it holds the lock. A
  * blob is then removed only when no collection holds it, and an ingest never records an image
  * whose blobs are gone. The slow durable writes stay outside the transaction (PGlite runs one
