@@ -14,7 +14,7 @@ import type { FinetuneDeps } from './finetune/run.ts';
 import type { IngestProcessorDeps } from './jobs/processors/ingest.ts';
 import { ExtractionWriter } from './jobs/processors/writer.ts';
 import { processorTable } from './jobs/registry.ts';
-import { reconcile } from './jobs/reconcile.ts';
+import { RECONCILE_GRACE, reconcile } from './jobs/reconcile.ts';
 import type { JobQueue } from './jobs/types.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -150,9 +150,13 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
     metrics.jobs.reset();
     for (const r of await countJobsByState(db)) metrics.jobs.set({ kind: r.kind, state: r.state }, r.n);
   });
-  // Embedded mode runs the jobs here, so it picks up what a previous run left pending; nothing
-  // else runs them, so every unfinished record counts (no grace).
-  if (queue.kind === 'in-process' && opts.role !== 'worker') await reconcile(db, queue, log, { runningMs: 0, queuedMs: 0 });
+  // Without Redis the jobs run here, so this process picks up what a previous run left pending. In
+  // embedded mode nothing else can run them (PGlite is this process's alone): every unfinished
+  // record counts at once. A Postgres may be shared with other processes whose jobs are alive, so
+  // there only records untouched for the usual grace count.
+  if (queue.kind === 'in-process' && opts.role !== 'worker') {
+    await reconcile(db, queue, log, database.mode === 'embedded' ? { runningMs: 0, queuedMs: 0 } : RECONCILE_GRACE);
+  }
   return ctx;
 }
 

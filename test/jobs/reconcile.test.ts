@@ -7,10 +7,11 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEnv } from '../../src/config.ts';
 import { createContext, processorDeps, type AppContext } from '../../src/context.ts';
-import { createJob, getJob } from '../../src/db/queries/jobs.ts';
+import { createJob, getJob, updateJob } from '../../src/db/queries/jobs.ts';
 import { BullJobQueue, startBullWorkers, type WorkerHandle } from '../../src/jobs/bull.ts';
 import { processors } from '../../src/jobs/processors/index.ts';
 import { reconcileJobRecords } from '../../src/jobs/reconcile.ts';
@@ -123,4 +124,35 @@ describe.skipIf(!!why)('queue hygiene (service mode)', () => {
       await producer.close();
     }
   }, 180_000);
+});
+
+describe.skipIf(!process.env.DATABASE_URL)('a process without Redis on a shared Postgres', () => {
+  it("leaves other processes' live jobs alone at startup, and marks only the stale ones lost", async () => {
+    const db = await privateDatabase(process.env.DATABASE_URL!);
+    const dataDir = await mkdtemp(join(tmpdir(), 'mira-reconcile-shared-'));
+    const env = loadEnv({ DATABASE_URL: db.url, MIRA_DATA_DIR: dataDir, MIRA_MODEL_DIR: TINY_BLIP, MIRA_INFERENCE_THREADS: '1' } as NodeJS.ProcessEnv);
+    let ctx: AppContext | undefined;
+    let other: AppContext | undefined;
+    try {
+      ctx = await createContext({ role: 'api', env, log });
+      // Two fine-tunings another process (a BullMQ worker) runs: one reporting progress now, one silent for 5 minutes.
+      const ids = { live: `finetune_${randomUUID()}`, stale: `finetune_${randomUUID()}` };
+      for (const id of Object.values(ids)) {
+        await createJob(ctx.db, { id, kind: 'finetune', payload: {} });
+        await updateJob(ctx.db, id, { state: 'running' });
+      }
+      await ctx.db.execute(sql`update jobs set updated_at = now() - interval '5 minutes' where id = ${ids.stale}`);
+      await ctx.close();
+      ctx = undefined;
+      // The Redis-less process's startup.
+      other = await createContext({ role: 'api', env, log });
+      expect((await getJob(other.db, ids.live))?.state).toBe('running');
+      expect((await getJob(other.db, ids.stale))?.state).toBe('lost');
+    } finally {
+      await ctx?.close();
+      await other?.close();
+      await db.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
