@@ -29,10 +29,22 @@ export async function bundleChecksum(dir: string, manifest?: Manifest): Promise<
 export async function verifiedBundlePath(model: Pick<Model, 'id' | 'path' | 'checksum'>): Promise<string> {
   const now = await bundleChecksum(model.path).catch(() => null);
   if (now === model.checksum) return model.path;
-  throw new Error(
+  throw new BundleUnavailable(
+    model.id,
     `model ${model.id}: ${now ? `the files at ${model.path} changed since it was registered` : `no readable bundle at ${model.path}`}; ` +
       'restore them, or register the new files under a new version and move the collections to it (mira models activate NAME@VERSION)',
   );
+}
+
+/** A registered model whose files are gone or changed (after an upgrade replaced them, say). */
+export class BundleUnavailable extends Error {
+  constructor(
+    readonly modelId: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BundleUnavailable';
+  }
 }
 
 /**

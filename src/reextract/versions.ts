@@ -111,7 +111,8 @@ export type SwitchResult = { switched: true; collection: Collection; counts: Ver
  * Makes `to` the active version in one transaction, only when it is complete (a live row for every
  * ready image). It holds the collection's change lock, which every embedding write takes too, so
  * no ingest falls between the check and the flip. The version that was active becomes the previous
- * one; a reranker that was the embedder follows it when the new model can re-rank.
+ * one; a reranker or captioner that was the embedder follows it when the new model can re-rank or
+ * caption (after an upgrade the old version's files may be gone: nothing should stay on it).
  */
 export async function switchVersion(db: Db, p: { collectionId: string; to: string; from: 'pending' | 'previous'; jobId?: string }): Promise<SwitchResult> {
   return db.transaction(async (tx) => {
@@ -128,6 +129,7 @@ export async function switchVersion(db: Db, p: { collectionId: string; to: strin
     const model = await getModel(tx, p.to);
     if (!model) throw new NotFound('model', p.to);
     const rerankerFollows = c.reranker === c.embedder && !!graphsOf(model.manifest).itm;
+    const captionerFollows = c.captioner === c.embedder && !!graphsOf(model.manifest).decoder;
     const switchedAtSeq = await lastChangeSeq(tx, { collectionId: p.collectionId, modelId: p.to });
     const [row] = await tx
       .update(collections)
@@ -137,6 +139,7 @@ export async function switchVersion(db: Db, p: { collectionId: string; to: strin
         switchedAtSeq,
         dim: model.embedDim,
         ...(rerankerFollows ? { reranker: p.to } : {}),
+        ...(captionerFollows ? { captioner: p.to } : {}),
         ...(p.from === 'pending' || c.pendingEmbedder === p.to ? { pendingEmbedder: null, pendingJobId: null } : {}),
       })
       .where(eq(collections.id, p.collectionId))

@@ -5,6 +5,7 @@ import { getImage, updateImage } from '../../db/queries/images.ts';
 import type { TokenFeatureStore } from '../../features/store.ts';
 import { isInferenceError } from '../../inference/errors.ts';
 import type { Runtime } from '../../inference/runtime.ts';
+import { BundleUnavailable } from '../../models/registry.ts';
 import { liveVersions } from '../../reextract/versions.ts';
 import type { BlobStore } from '../../storage/blob.ts';
 import { PermanentJobError, type Processor } from '../types.ts';
@@ -43,8 +44,19 @@ export const ingestProcessor: Processor<IngestProcessorDeps, z.infer<typeof payl
     if (!bytes) return fail(deps, image.id, 'blob_missing', `the original of image ${image.id} is not in the blob store`);
 
     try {
-      // Every live version: the active one, and while they exist a re-extraction's shadow and the rollback target.
-      const versions = await Promise.all(liveVersions(collection).map(async (modelId) => ({ modelId, emb: (await (await deps.runtime(modelId)).embedImages([bytes]))[0]! })));
+      // Every live version: the active one, and while they exist a re-extraction's shadow and the
+      // rollback target. Another version whose files are gone (the one before an upgrade) is left
+      // out: it then lacks this image, and a rollback to it is refused as incomplete.
+      const embedded = await Promise.all(
+        liveVersions(collection).map(async (modelId, i) => {
+          const runtime = await deps.runtime(modelId).catch((err: unknown) => {
+            if (i > 0 && err instanceof BundleUnavailable) return undefined;
+            throw err;
+          });
+          return runtime && { modelId, emb: (await runtime.embedImages([bytes]))[0]! };
+        }),
+      );
+      const versions = embedded.filter((v) => v !== undefined);
       const emb = versions[0]!.emb;
       if (collection.reranker) {
         const tokens = versions.find((v) => v.modelId === collection.reranker)?.emb.tokens ?? (await (await deps.runtime(collection.reranker)).embedImages([bytes]))[0]!.tokens;
