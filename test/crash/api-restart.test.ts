@@ -22,17 +22,20 @@ if (!hasPg) console.warn('API restart test skipped: it needs DATABASE_URL (a Pos
 
 describe.skipIf(!hasPg)('API restart after SIGKILL', () => {
   let dataDir: string;
+  let dropDatabase: (() => Promise<void>) | undefined;
   let ctx: AppContext | undefined;
   let collectionId: string | undefined;
   afterAll(async () => {
     if (ctx && collectionId) await deleteCollection(ctx.db, collectionId);
     await ctx?.close();
+    await dropDatabase?.();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
   it('the index matches Postgres after restart and never returns a deleted image', async () => {
     const name = uniqueName('restart');
     const prepared = await childProcessEnv('restart', { REDIS_URL: '', MIRA_CAPTION_ON_INGEST: 'false' });
+    dropDatabase = prepared.dropDatabase;
     dataDir = prepared.dataDir;
     const env = prepared.env;
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/crash/api-child.ts')], {

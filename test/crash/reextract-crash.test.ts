@@ -27,6 +27,7 @@ const N = 96;
 
 describe.skipIf(!service)('a worker killed during re-extraction', () => {
   let dataDir: string | undefined;
+  let dropDatabase: (() => Promise<void>) | undefined;
   let ctx: AppContext | undefined;
   let worker: MiraProcess | undefined;
   let collectionId: string | undefined;
@@ -35,12 +36,14 @@ describe.skipIf(!service)('a worker killed during re-extraction', () => {
     worker?.child.kill('SIGKILL');
     if (ctx && collectionId) await deleteCollection(ctx.db, collectionId);
     await ctx?.close();
+    await dropDatabase?.();
     await versions?.cleanup();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
   it('leaves the old version active and intact, and the job resumes and switches after a restart', async () => {
     const child = await childProcessEnv('reextract-crash', { MIRA_JOB_LOCK_MS: '3000', MIRA_CAPTION_ON_INGEST: 'false' });
+    dropDatabase = child.dropDatabase;
     dataDir = child.dataDir;
     ctx = await createContext({ role: 'cli', env: loadEnv(child.env as NodeJS.ProcessEnv), log: createLogger('reextract-crash', 'warn') });
     versions = await twoVersions(ctx);

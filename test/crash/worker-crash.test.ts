@@ -28,6 +28,7 @@ const KILLS = 5;
 
 describe.skipIf(!service)('worker crashes during ingestion', () => {
   let dataDir: string;
+  let dropDatabase: (() => Promise<void>) | undefined;
   let ctx: AppContext | undefined;
   let worker: ChildProcess | undefined;
   let collectionId: string | undefined;
@@ -35,11 +36,13 @@ describe.skipIf(!service)('worker crashes during ingestion', () => {
     worker?.kill('SIGKILL');
     if (ctx && collectionId) await deleteCollection(ctx.db, collectionId);
     await ctx?.close();
+    await dropDatabase?.();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
   it(`loses no image and doubles none across ${KILLS} SIGKILLs`, async () => {
     const child = await childProcessEnv('crash', { MIRA_JOB_LOCK_MS: '4000', MIRA_RECONCILE_MS: '3000', MIRA_CAPTION_ON_INGEST: 'false' });
+    dropDatabase = child.dropDatabase;
     dataDir = child.dataDir;
     const envVars = child.env;
     ctx = await createContext({ role: 'cli', env: loadEnv(envVars as NodeJS.ProcessEnv), log: createLogger('crash-test', 'warn') });

@@ -22,16 +22,19 @@ if (!service) console.warn('SIGTERM test skipped: it needs DATABASE_URL and REDI
 
 describe.skipIf(!service)('worker shutdown on SIGTERM', () => {
   let dataDir: string;
+  let dropDatabase: (() => Promise<void>) | undefined;
   let ctx: AppContext | undefined;
   let collectionId: string | undefined;
   afterAll(async () => {
     if (ctx && collectionId) await deleteCollection(ctx.db, collectionId);
     await ctx?.close();
+    await dropDatabase?.();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
   it('stops within the deadline, exits 0, and loses no job', async () => {
     const child = await childProcessEnv('sigterm', { MIRA_LOG_LEVEL: 'info' });
+    dropDatabase = child.dropDatabase;
     dataDir = child.dataDir;
     const envVars = child.env;
     ctx = await createContext({ role: 'cli', env: loadEnv(envVars as NodeJS.ProcessEnv), log: createLogger('sigterm-test', 'warn') });

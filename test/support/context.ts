@@ -9,6 +9,7 @@ import { IMPLEMENTED_KINDS, processors } from '../../src/jobs/processors/index.t
 import { processorTable } from '../../src/jobs/registry.ts';
 import { createLogger, type Logger } from '../../src/log.ts';
 import { TINY_BLIP } from '../inference/helpers.ts';
+import { privateDatabase } from './private-services.ts';
 
 export type Mode = 'embedded' | 'service';
 
@@ -77,12 +78,16 @@ export const uniqueName = (prefix: string) => `${prefix}-${randomUUID().slice(0,
 
 /**
  * Environment for Mira child processes (workers, API servers) in crash tests: the real Postgres
- * and Redis of this machine, a private data folder, queue prefix and the tiny bundle.
+ * and Redis of this machine, a private database (dropped by `dropDatabase`), data folder, queue
+ * prefix and the tiny bundle.
  */
-export async function childProcessEnv(name: string, extra: Record<string, string> = {}): Promise<{ dataDir: string; env: Record<string, string> }> {
+export async function childProcessEnv(name: string, extra: Record<string, string> = {}): Promise<{ dataDir: string; env: Record<string, string>; dropDatabase(): Promise<void> }> {
   const dataDir = await mkdtemp(join(tmpdir(), `mira-${name}-`));
+  // A database of its own on the test server: these processes reconcile every pending image and
+  // job record they can see, and other tests' (with blobs in other data folders) are not theirs.
+  const db = extra.DATABASE_URL === undefined && process.env.DATABASE_URL ? await privateDatabase(process.env.DATABASE_URL) : undefined;
   const env: Record<string, string> = {
-    DATABASE_URL: process.env.DATABASE_URL ?? '',
+    DATABASE_URL: db?.url ?? process.env.DATABASE_URL ?? '',
     REDIS_URL: process.env.REDIS_URL ?? '',
     MIRA_DATA_DIR: dataDir,
     MIRA_MODEL_DIR: TINY_BLIP,
@@ -91,5 +96,5 @@ export async function childProcessEnv(name: string, extra: Record<string, string
     MIRA_LOG_LEVEL: 'warn',
     ...extra,
   };
-  return { dataDir, env };
+  return { dataDir, env, dropDatabase: async () => db?.drop() };
 }
