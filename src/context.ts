@@ -20,10 +20,13 @@ import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { listCollections } from './db/queries/collections.ts';
 import { countJobsByState } from './db/queries/jobs.ts';
-import { registerBundle, RuntimeCache, verifiedBundlePath } from './models/registry.ts';
-import { LocalBlobStore, type BlobStore } from './storage/blob.ts';
+import { BundleUnavailable, registerBundle, RuntimeCache, verifiedBundlePath } from './models/registry.ts';
+import { blobStoreIn, type BlobStore } from './storage/blob.ts';
 
 /** Everything a Mira process holds, built once at startup and passed down. */
+/** How long a model whose bundle files are gone or changed is refused before they are checked again. */
+const UNAVAILABLE_RECHECK_MS = 60_000;
+
 export interface AppContext {
   env: Env;
   log: Logger;
@@ -75,17 +78,26 @@ export async function createContext(opts: ContextOptions): Promise<AppContext> {
     },
   });
   // A registered name@version never changes (its checksum is fixed): checked once, its path is cached.
+  // One whose files are gone or changed is remembered for a minute, so that ingest, which leaves such
+  // a version out image after image, does not hash the whole folder again for each.
   const modelPaths = new Map<string, string>();
+  const unavailable = new Map<string, { err: BundleUnavailable; until: number }>();
   const runtime = async (modelId: string) => {
     let path = modelPaths.get(modelId);
     if (!path) {
+      const known = unavailable.get(modelId);
+      if (known && Date.now() < known.until) throw known.err;
       const model = await getModel(db, modelId);
       if (!model) throw new Error(`model ${modelId} is not registered`);
-      modelPaths.set(modelId, (path = await verifiedBundlePath(model)));
+      path = await verifiedBundlePath(model).catch((err: unknown) => {
+        if (err instanceof BundleUnavailable) unavailable.set(modelId, { err, until: Date.now() + UNAVAILABLE_RECHECK_MS });
+        throw err;
+      });
+      modelPaths.set(modelId, path);
     }
     return runtimes.get(modelId, path);
   };
-  const blobs = new LocalBlobStore(resolve(dataDir, 'blobs'));
+  const blobs = blobStoreIn(dataDir);
   const features = await openTokenStore(resolve(dataDir, 'features'));
   const { model: defaultModel } = await registerBundle(db, env.MIRA_MODEL_DIR);
   // registerBundle has just hashed these files and matched them to the row: no second check.

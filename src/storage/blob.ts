@@ -29,6 +29,9 @@ const KEY = /^[0-9a-f]{64}$/;
 
 export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
+/** The blob store of a data folder (MIRA_DATA_DIR): its `blobs/` folder. */
+export const blobStoreIn = (dataDir: string): LocalBlobStore => new LocalBlobStore(resolve(dataDir, 'blobs'));
+
 /** `originals/ab/cd/<sha256>` and `thumbnails/ab/cd/<sha256>.webp` under a root folder. */
 export class LocalBlobStore implements BlobStore {
   readonly root: string;

@@ -16,6 +16,7 @@ import { getCollection } from '../../src/db/queries/collections.ts';
 import { countImagesByStatus, getImage } from '../../src/db/queries/images.ts';
 import { ingestImage } from '../../src/ingest/pipeline.ts';
 import { createLogger } from '../../src/log.ts';
+import { BundleUnavailable } from '../../src/models/registry.ts';
 import { activateModel } from '../../src/reextract/start.ts';
 import { renderScene, sampleScenes } from '../../src/scenes/index.ts';
 import { search } from '../../src/search/search.ts';
@@ -70,6 +71,11 @@ describe('upgrading the default model in place (embedded)', () => {
     const stale = (await getCollection(after.db, { id: photos.id }))!;
     expect(stale).toMatchObject({ embedder: 'upgrade-default@1', reranker: 'upgrade-default@1', captioner: 'upgrade-default@1' });
     await expect(search(after, { collection: stale, query: { text: 'a red circle' }, k: 3, rerank: { enabled: false } })).rejects.toThrow(/upgrade-default@1: the files at .* changed since it was registered.*mira models activate/);
+
+    // Remembered, not hashed again for each image ingest leaves it out of.
+    const first = await after.runtime('upgrade-default@1').catch((e: unknown) => e);
+    expect(first).toBeInstanceOf(BundleUnavailable);
+    expect(await after.runtime('upgrade-default@1').catch((e: unknown) => e)).toBe(first);
 
     // `mira models activate upgrade-default@2`: re-extracts the collection from its originals.
     const { model, reextractions } = await activateModel(after, 'upgrade-default@2');

@@ -1,8 +1,7 @@
-import { resolve } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { dataDirOf, loadEnv } from '../../config.ts';
 import { openDatabaseFor, rowsOf } from '../../db/client.ts';
-import { LocalBlobStore } from '../../storage/blob.ts';
+import { blobStoreIn } from '../../storage/blob.ts';
 import { sweepBlobs } from '../../storage/purge.ts';
 import { parse, UsageError, type Command } from '../command.ts';
 
@@ -29,7 +28,7 @@ example:
     const env = loadEnv();
     const database = await openDatabaseFor(env);
     try {
-      const blobs = new LocalBlobStore(resolve(dataDirOf(env), 'blobs'));
+      const blobs = blobStoreIn(dataDirOf(env));
       const [row] = rowsOf<{ any: boolean }>(await database.db.execute(sql`select exists (select 1 from images) as any`));
       if (!row?.any && !values.force) {
         for await (const _ of blobs.originals()) {
