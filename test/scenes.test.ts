@@ -186,6 +186,16 @@ describe('sampleScenes', () => {
     expect(fraction).toBeLessThan(0.5);
   });
 
+  it('puts every record in a contrast group at --contrast 1 and none at 0', () => {
+    const all = sampleScenes(11, 300, { contrastFraction: 1 });
+    const sizes = new Map<number, number>();
+    for (const r of all) sizes.set(r.group, (sizes.get(r.group) ?? 0) + 1);
+    expect([...sizes.values()].filter((n) => n === 1).length).toBeLessThan(3);
+    expect(all.filter((r) => r.contrast).length).toBeGreaterThan(300 / 2.5);
+    expect(sampleScenes(11, 300, { contrastFraction: 0 }).every((r) => r.contrast === null)).toBe(true);
+    expect(() => sampleScenes(11, 3, { contrastFraction: 1.01 })).toThrow('contrastFraction');
+  });
+
   it('makes word-bag matching fail on color and size swaps', () => {
     const bag = (s: string) => s.split(' ').sort().join(' ');
     let checked = 0;

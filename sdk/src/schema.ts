@@ -837,6 +837,11 @@ export interface components {
         SearchResponse: {
             results: components["schemas"]["SearchResultItem"][];
             reranked: boolean;
+            /**
+             * @description The re-ranking rule, when re-ranked
+             * @enum {string}
+             */
+            rerankRule?: "itm" | "itm+lm";
             /** @description The embedder the collection was searched with */
             model: string;
             tookMs: number;
@@ -847,11 +852,13 @@ export interface components {
              * @example 0b6f3c1e-6d8f-4a57-9d38-2f1b7d1d6a10
              */
             id: string;
-            /** @description What results are ordered by: ITC cosine, or ITM logit + ITC when re-ranked (BLIP) */
+            /** @description What results are ordered by: ITC cosine, or the re-ranking rule when re-ranked */
             score: number;
             itcScore: number;
             /** @description ITM match probability, when re-ranked */
             itmScore?: number;
+            /** @description The decoder's log-likelihood of the query as this image's caption, when re-ranked by itm+lm */
+            lmScore?: number;
             caption: string | null;
             metadata: components["schemas"]["Metadata"];
             /** @description Where the image came from: `upload:<filename>`, a URL, or a path under the ingest root */
@@ -875,6 +882,11 @@ export interface components {
                 enabled?: boolean;
                 /** @description Candidates scored with ITM, at most 200 */
                 candidates?: number;
+                /**
+                 * @description `itm`: BLIP's rule, ITM logit + ITC cosine. `itm+lm`: that + 0.5 × the decoder's log-likelihood of the query as the image's caption. Default: `itm+lm` where the reranker's decoder reads its ITM image tokens, else `itm`; asking for `itm+lm` elsewhere is a 400 (rerank_rule_unsupported)
+                 * @enum {string}
+                 */
+                rule?: "itm" | "itm+lm";
             };
             /** @description Caption results that have none, with the collection's captioner */
             captions?: boolean;
@@ -912,11 +924,11 @@ export interface components {
             /** @description A BLIP model id; default: the active model */
             model?: string;
             /**
-             * @description Default: the bundle's (beam when it sets numBeams > 1)
+             * @description Default: the bundle's (beam when it sets numBeams > 1). `beam-itm`: beam search, then the numBeams best hypotheses are scored by the ITM head and the one with the highest ITM logit + length-normalised log-probability is kept (needs a model with an ITM graph)
              * @enum {string}
              */
-            method?: "greedy" | "beam" | "nucleus";
-            /** @description Beams, for beam search */
+            method?: "greedy" | "beam" | "beam-itm" | "nucleus";
+            /** @description Beams, for beam search (beam-itm: default 5) */
             numBeams?: number;
             /** @description Most new tokens */
             maxLength?: number;

@@ -1,20 +1,25 @@
 /**
  * Evaluation through Mira's TypeScript runtime on a generated scenes folder.
- *   npm run eval -- --bundle DIR --data DIR [--k 16] [--limit N] [--caption-method greedy|beam] [--beams 3] [--json FILE]
+ *   npm run eval -- --bundle DIR --data DIR [--k 16] [--rerank itm|itm+lm] [--limit N]
+ *                   [--caption-method greedy|beam|beam-itm] [--beams N] [--json FILE]
  * A retrieved item counts as correct when its scene equals the query's (several images share one).
- * Captions are greedy by default; `--caption-method beam` searches `--beams` beams (3, as BLIP's paper does).
+ * Re-ranking scores the ITC top k with `rerankScore` (src/search/score.ts): `itm+lm` by default where the
+ * bundle's decoder reads the ITM tokens, else BLIP's `itm`; with `itm+lm` BLIP's rule is reported beside
+ * it as `rerankItm`. Captions are greedy by default; `beam` searches `--beams` beams (default 3, as
+ * BLIP's paper does); `beam-itm` keeps the best of `--beams` (default 5) hypotheses by ITM.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { intFlag, oneOf, parse, UsageError } from '../cli/command.ts';
-import { dot, Runtime } from '../inference/runtime.ts';
+import { dot, ITM_CAPTION_BEAMS, Runtime } from '../inference/runtime.ts';
 import { parseCaption, sceneKey } from '../scenes/index.ts';
-import { blipScore } from '../search/score.ts';
+import { rerankScore, type RerankRule } from '../search/score.ts';
 import { corpusBleu4, rankByScore, recallAtK, rerankTopK } from './metrics.ts';
 
 interface Record_ { file: string; captions: string[]; key: string }
 
-const USAGE = 'usage: npm run eval -- --bundle DIR --data DIR [--k 16] [--limit N] [--caption-method greedy|beam] [--beams 3] [--json FILE]';
+const USAGE =
+  'usage: npm run eval -- --bundle DIR --data DIR [--k 16] [--rerank itm|itm+lm] [--limit N] [--caption-method greedy|beam|beam-itm] [--beams N] [--json FILE]';
 
 /** Bad usage or input: one line on stderr, exit code 2. */
 function fail(msg: string): never {
@@ -25,7 +30,7 @@ function fail(msg: string): never {
 function options() {
   const { values } = parse(process.argv.slice(2), {
     bundle: { type: 'string' }, data: { type: 'string' }, k: { type: 'string' }, limit: { type: 'string' },
-    json: { type: 'string' }, 'caption-method': { type: 'string', default: 'greedy' }, beams: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    json: { type: 'string' }, rerank: { type: 'string' }, 'caption-method': { type: 'string', default: 'greedy' }, beams: { type: 'string' }, help: { type: 'boolean', short: 'h' },
   }, false);
   if (values.help) {
     console.log(USAGE);
@@ -37,8 +42,9 @@ function options() {
     bundle: values.bundle, data: values.data, json: values.json,
     k: intFlag(values.k, 'k', 16),
     limit: values.limit === undefined ? undefined : intFlag(values.limit, 'limit', 1),
-    method: oneOf('--caption-method', values['caption-method']!, ['greedy', 'beam'] as const),
-    beams: intFlag(values.beams, 'beams', 3),
+    rule: values.rerank === undefined ? undefined : oneOf('--rerank', values.rerank, ['itm', 'itm+lm'] as const satisfies readonly RerankRule[]),
+    method: oneOf('--caption-method', values['caption-method']!, ['greedy', 'beam', 'beam-itm'] as const),
+    beams: values.beams,
   };
 }
 
@@ -49,9 +55,10 @@ try {
   if (err instanceof UsageError) fail(`${err.message} (${USAGE})`);
   throw err;
 }
-const { k, method, beams } = opts;
-const captionOptions = method === 'beam' ? { method, numBeams: beams } : { method };
-const methodName = method === 'beam' ? `beam-${beams}` : method;
+const { k, method } = opts;
+const beams = method === 'greedy' ? 1 : intFlag(opts.beams, 'beams', method === 'beam' ? 3 : ITM_CAPTION_BEAMS);
+const captionOptions = method === 'greedy' ? { method } : { method, numBeams: beams };
+const methodName = method === 'greedy' ? method : `${method}-${beams}`;
 
 const lines = await readFile(join(opts.data, 'captions.jsonl'), 'utf8').catch(() => fail(`${opts.data}/captions.jsonl: cannot read it`));
 let records: Record_[] = lines.trim().split('\n').map((l, i) => {
@@ -73,27 +80,33 @@ const allTexts = records.flatMap((r, i) => r.captions.map((c) => ({ text: c, ima
 const textFeats = await rt.embedTexts(allTexts.map((t) => t.text));
 const queryFeats = records.map((_, i) => textFeats[allTexts.findIndex((t) => t.image === i)]!);
 const hasItm = !!rt.manifest.graphs.itm;
+const rule: RerankRule = opts.rule ?? (rt.decoderReadsItmTokens ? 'itm+lm' : 'itm');
+if (rule === 'itm+lm' && !rt.decoderReadsItmTokens) fail(`--rerank itm+lm: ${rt.id} has no decoder that reads its ITM tokens`);
+const withLm = hasItm && rule === 'itm+lm';
+
+/** Re-ranks one ranking's top k: by `rule`, and by BLIP's rule too when that is not `rule`. */
+async function rerank(ranking: number[], pairs: (top: number[]) => { texts: string[]; tokens: Float32Array[]; cosines: number[] }) {
+  const top = ranking.slice(0, k);
+  const { texts, tokens, cosines } = pairs(top);
+  const [itm, lm] = await Promise.all([rt.itmScoresForPairs(texts, tokens), withLm ? rt.captionLogLikelihoods(texts, tokens) : undefined]);
+  const byItm = rerankTopK(ranking, k, top.map((_, j) => rerankScore(itm[j]!, cosines[j]!)));
+  return { ranking: lm ? rerankTopK(ranking, k, top.map((_, j) => rerankScore(itm[j]!, cosines[j]!, lm[j]))) : byItm, byItm };
+}
 
 // text -> image
 const t2iItc = queryFeats.map((q) => rankByScore(embs.map((e) => dot(e.feat, q))));
 const t2iRerank = hasItm
-  ? await Promise.all(t2iItc.map(async (ranking, q) => {
-      const top = ranking.slice(0, k);
-      const itm = await rt.itmScores(queries[q]!, top.map((g) => embs[g]!.tokens!));
-      return rerankTopK(ranking, k, top.map((g, j) => blipScore(itm[j]!, dot(embs[g]!.feat, queryFeats[q]!))));
-    }))
-  : t2iItc;
+  ? await Promise.all(t2iItc.map((ranking, q) =>
+      rerank(ranking, (top) => ({ texts: top.map(() => queries[q]!), tokens: top.map((g) => embs[g]!.tokens!), cosines: top.map((g) => dot(embs[g]!.feat, queryFeats[q]!)) }))))
+  : undefined;
 const t2iHit = (q: number, g: number) => records[g]!.key === records[q]!.key;
 
 // image -> text
 const i2tItc = embs.map((e) => rankByScore(textFeats.map((t) => dot(e.feat, t))));
 const i2tRerank = hasItm
-  ? await Promise.all(i2tItc.map(async (ranking, q) => {
-      const top = ranking.slice(0, k);
-      const itm = await rt.itmScoresForTexts(top.map((t) => allTexts[t]!.text), embs[q]!.tokens!);
-      return rerankTopK(ranking, k, top.map((t, j) => blipScore(itm[j]!, dot(embs[q]!.feat, textFeats[t]!))));
-    }))
-  : i2tItc;
+  ? await Promise.all(i2tItc.map((ranking, q) =>
+      rerank(ranking, (top) => ({ texts: top.map((t) => allTexts[t]!.text), tokens: top.map(() => embs[q]!.tokens!), cosines: top.map((t) => dot(embs[q]!.feat, textFeats[t]!)) }))))
+  : undefined;
 const i2tHit = (q: number, t: number) => records[allTexts[t]!.image]!.key === records[q]!.key;
 
 // captions
@@ -109,19 +122,26 @@ if (rt.manifest.graphs.decoder) {
 await rt.close();
 
 const ks = [1, 5, 10];
+type Reranked = { ranking: number[]; byItm: number[] }[] | undefined;
+const recalls = (itc: number[][], reranked: Reranked, hit: (q: number, g: number) => boolean) => ({
+  itc: recallAtK(itc, hit, ks),
+  rerank: recallAtK(reranked?.map((r) => r.ranking) ?? itc, hit, ks),
+  ...(withLm ? { rerankItm: recallAtK(reranked!.map((r) => r.byItm), hit, ks) } : {}),
+});
 const figures = {
-  model: rt.id, data: opts.data, n, k,
-  t2i: { itc: recallAtK(t2iItc, t2iHit, ks), rerank: recallAtK(t2iRerank, t2iHit, ks) },
-  i2t: { itc: recallAtK(i2tItc, i2tHit, ks), rerank: recallAtK(i2tRerank, i2tHit, ks) },
+  model: rt.id, data: opts.data, n, k, rerankRule: hasItm ? rule : 'none',
+  t2i: recalls(t2iItc, t2iRerank, t2iHit),
+  i2t: recalls(i2tItc, i2tRerank, i2tHit),
   ...(caption ? { caption } : {}),
   seconds: (performance.now() - t0) / 1000,
 };
 const pct = (x: number) => (100 * x).toFixed(1).padStart(5);
-console.log(`eval ${figures.model} on ${n} images (${opts.data}), re-rank top ${k} with ITM + ITC`);
+const ruleName = { itm: 'ITM + ITC', 'itm+lm': `ITM + ITC + LM` }[rule];
+console.log(`eval ${figures.model} on ${n} images (${opts.data}), re-rank top ${k} with ${hasItm ? ruleName : 'nothing (no ITM graph)'}`);
 for (const dir of ['t2i', 'i2t'] as const) {
-  for (const how of ['itc', 'rerank'] as const) {
-    const r = figures[dir][how];
-    console.log(`  ${dir} ${how.padEnd(6)}  R@1 ${pct(r.r1!)}  R@5 ${pct(r.r5!)}  R@10 ${pct(r.r10!)}`);
+  const rows: [string, Record<string, number> | undefined][] = [['itc', figures[dir].itc], ['rerank', figures[dir].rerank], ['  (itm)', (figures[dir] as { rerankItm?: Record<string, number> }).rerankItm]];
+  for (const [how, r] of rows) {
+    if (r) console.log(`  ${dir} ${how.padEnd(7)}  R@1 ${pct(r.r1!)}  R@5 ${pct(r.r5!)}  R@10 ${pct(r.r10!)}`);
   }
 }
 if (caption) console.log(`  captions (${methodName})  BLEU-4 ${caption.bleu4.toFixed(3)}  scene accuracy ${pct(caption.sceneAccuracy)}%`);

@@ -19,6 +19,8 @@ export interface SearchResult {
   ids: number[];
   /** Sum of the log-probabilities of the new tokens (EOS included when emitted). */
   logProb: number;
+  /** Beam search only: every finished hypothesis, best first by its length-normalised score (ids[0] = this result). */
+  hypotheses?: { ids: number[]; logProb: number; score: number }[];
 }
 
 /** Applies repetition penalty and min length, then returns log-softmax. */
@@ -120,7 +122,7 @@ export async function beamSearch(step: StepFn, prefix: number[], o: BeamOptions)
   }
   done.sort((a, b) => b.score - a.score);
   const best = done[0]!;
-  return { ids: best.ids, logProb: best.logProb };
+  return { ids: best.ids, logProb: best.logProb, hypotheses: done };
 }
 
 function topK(x: Float32Array, k: number): number[] {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { DynamicBatcher, type BatchEvent } from './batcher.ts';
 import { readManifest, checkGraph } from './bundle.ts';
-import { beamSearch, greedy, nucleus, seededRandom, type SearchResult, type StepFn } from './decoding.ts';
+import { beamSearch, greedy, logSoftmax, nucleus, seededRandom, type SearchResult, type StepFn } from './decoding.ts';
 import { InferenceError } from './errors.ts';
 import type { GraphName, Manifest } from './manifest.ts';
 import { InferencePool, type PoolOptions } from './pool.ts';
@@ -36,7 +36,14 @@ export interface ItmScore {
   prob: number;
 }
 
-export type CaptionMethod = 'greedy' | 'beam' | 'nucleus';
+/**
+ * `beam-itm`: beam search, then the numBeams best hypotheses are scored again by the ITM head and the one
+ * with the highest ITM match logit + length-normalised log-probability is kept (needs an ITM graph).
+ */
+export type CaptionMethod = 'greedy' | 'beam' | 'beam-itm' | 'nucleus';
+export const CAPTION_METHODS = ['greedy', 'beam', 'beam-itm', 'nucleus'] as const satisfies readonly CaptionMethod[];
+/** Beams for `beam-itm` when neither the request nor the bundle asks for more. */
+export const ITM_CAPTION_BEAMS = 5;
 export interface CaptionOptions {
   method?: CaptionMethod;
   numBeams?: number;
@@ -174,7 +181,12 @@ export class Runtime {
 
   /** ITM of many texts against one image (image-to-text re-ranking). */
   itmScoresForTexts(texts: string[], tokens: Float32Array): Promise<ItmScore[]> {
-    return this.itmPairs(texts.map((t) => this.tokenizer.encodeForItm(t)), texts.map(() => tokens));
+    return this.itmScoresForPairs(texts, texts.map(() => tokens));
+  }
+
+  /** ITM of pair i = (texts[i], tokens[i]). */
+  itmScoresForPairs(texts: string[], tokens: Float32Array[]): Promise<ItmScore[]> {
+    return this.itmPairs(texts.map((t) => this.tokenizer.encodeForItm(t)), tokens);
   }
 
   /** Scores pair i = (ids[i], tokens[i]), in batches of maxBatch. */
@@ -197,10 +209,36 @@ export class Runtime {
   }
 
   async caption(image: Uint8Array | { tokens: Float32Array }, opts: CaptionOptions = {}): Promise<Caption> {
-    const tokens = image instanceof Uint8Array ? await this.captionTokens(await this.pixels(image)) : image.tokens;
+    const px = image instanceof Uint8Array ? await this.pixels(image) : undefined;
+    const tokens = px ? await this.captionTokens(px) : (image as { tokens: Float32Array }).tokens;
     const prefix = this.tokenizer.encodePrompt(opts.prompt ?? this.manifest.caption!.prompt);
+    if (opts.method === 'beam-itm') return this.captionCheckedByItm(px, tokens, prefix, opts);
     const result = await this.generate(tokens, prefix, opts);
     return { text: this.tokenizer.decode(result.ids), ids: result.ids, logProb: result.logProb };
+  }
+
+  private async captionCheckedByItm(px: Float32Array | undefined, tokens: Float32Array, prefix: number[], opts: CaptionOptions): Promise<Caption> {
+    this.requireGraph('itm');
+    if (!px && !this.decoderReadsItmTokens) {
+      throw new InferenceError('inference_failed', `model ${this.id} captions from its own vision graph: beam-itm needs the image, not stored tokens`);
+    }
+    const itmTokens = px && !this.decoderReadsItmTokens ? (await this.embedPixels(px)).tokens! : tokens;
+    const numBeams = opts.numBeams ?? Math.max(this.manifest.caption!.numBeams, ITM_CAPTION_BEAMS);
+    const result = await this.generate(tokens, prefix, { ...opts, method: 'beam', numBeams });
+    const hyps = (result.hypotheses ?? [{ ...result, score: 0 }]).slice(0, numBeams);
+    const texts = hyps.map((h) => this.tokenizer.decode(h.ids));
+    const itm = await this.itmScoresForTexts(texts, itmTokens);
+    let best = 0;
+    for (let i = 1; i < hyps.length; i++) if (itm[i]!.logit + hyps[i]!.score > itm[best]!.logit + hyps[best]!.score) best = i;
+    return { text: texts[best]!, ids: hyps[best]!.ids, logProb: hyps[best]!.logProb };
+  }
+
+  /**
+   * True when the decoder reads the same image tokens as ITM (no separate caption encoder), so that an
+   * image's stored re-ranking tokens can also be scored by the LM head (`captionLogLikelihoods`).
+   */
+  get decoderReadsItmTokens(): boolean {
+    return !!this.manifest.graphs.decoder && !this.manifest.graphs.captionVision;
   }
 
   /** Decodes new tokens after `prefix` for one image's decoder tokens. */
@@ -230,6 +268,39 @@ export class Runtime {
     this.onBatch?.('decoder', { size: seqs.length, queueWaitMs: 0 });
     const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds('decoder', g.inputs, seqs, seqs.map(() => tokens)), [g.outputs.logits]);
     return lastPositionLogits(res[g.outputs.logits]!, seqs.length);
+  }
+
+  /**
+   * The decoder's log-likelihood of each pair (texts[i] as a caption of the image with decoder tokens
+   * tokens[i]): the summed log-probabilities of the text's tokens after the caption prompt, EOS included.
+   * BLIP's LM head scoring a given caption instead of generating one.
+   */
+  async captionLogLikelihoods(texts: string[], tokens: Float32Array[], prompt = this.manifest.caption?.prompt ?? ''): Promise<number[]> {
+    const g = this.requireGraph('decoder');
+    if (texts.length !== tokens.length) throw new RangeError(`${texts.length} texts for ${tokens.length} images`);
+    const eos = this.manifest.tokenizer.specialTokens.eos;
+    const promptLength = this.tokenizer.encodePrompt(prompt).length;
+    const rows = texts.map((t) => [...this.tokenizer.encodePrompt(prompt + t), eos].slice(0, this.manifest.tokenizer.maxLength));
+    const out: number[] = [];
+    const size = this.batchOf('decoder');
+    for (let start = 0; start < rows.length; start += size) {
+      const part = rows.slice(start, start + size);
+      this.onBatch?.('decoder', { size: part.length, queueWaitMs: 0 });
+      const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds('decoder', g.inputs, part, tokens.slice(start, start + size)), [g.outputs.logits]);
+      const logits = res[g.outputs.logits]!;
+      const vocab = logits.dims[logits.dims.length - 1]!;
+      const perRow = logits.data.length / part.length;
+      part.forEach((ids, r) => {
+        let sum = 0;
+        // Position t - 1 predicts token t; padding comes after a row's last token and cannot reach it.
+        for (let t = promptLength; t < ids.length; t++) {
+          const at = r * perRow + (t - 1) * vocab;
+          sum += logSoftmax(logits.data.subarray(at, at + vocab))[ids[t]!]!;
+        }
+        out.push(sum);
+      });
+    }
+    return out;
   }
 
   /** Zero-shot classification: softmax over ITC similarities to the prompted labels. */

@@ -53,8 +53,8 @@ export function parseArgs(argv: string[]): GenerateOptions | 'help' {
   let contrastFraction: number | undefined;
   if (contrastRaw !== undefined) {
     contrastFraction = /^\d*\.?\d+$/.test(contrastRaw) ? Number(contrastRaw) : NaN;
-    if (!(contrastFraction >= 0 && contrastFraction <= 0.9)) {
-      throw new UsageError(`--contrast must be a number in 0..0.9 (got "${contrastRaw}")`);
+    if (!(contrastFraction >= 0 && contrastFraction <= 1)) {
+      throw new UsageError(`--contrast must be a number in 0..1 (got "${contrastRaw}")`);
     }
   }
   const concurrencyRaw = values.get('concurrency');

@@ -29,7 +29,7 @@ export interface SceneRecord {
 }
 
 export interface SampleOptions {
-  /** Expected fraction of records that belong to a contrast group (0..0.9, default 0.4). */
+  /** Expected fraction of records that belong to a contrast group (0..1, default 0.4). */
   contrastFraction?: number;
 }
 
@@ -45,7 +45,7 @@ export function sampleScenes(seed: number, n: number, opts: SampleOptions = {}):
   if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
   if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`n must be a positive integer, got ${n}`);
   const frac = opts.contrastFraction ?? DEFAULT_CONTRAST_FRACTION;
-  if (!(frac >= 0 && frac <= 0.9)) throw new RangeError(`contrastFraction must be in 0..0.9, got ${frac}`);
+  if (!(frac >= 0 && frac <= 1)) throw new RangeError(`contrastFraction must be in 0..1, got ${frac}`);
   // P(start a group) such that E[records in groups] / E[records] = frac.
   const pGroup = frac / (MEAN_GROUP_LENGTH * (1 - frac) + frac);
 

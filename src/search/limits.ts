@@ -8,7 +8,7 @@ export const SEARCH_LIMITS = {
 
 export class SearchError extends Error {
   constructor(
-    readonly code: 'k_too_large' | 'candidates_too_large' | 'query_invalid' | 'image_not_found' | 'no_embedding',
+    readonly code: 'k_too_large' | 'candidates_too_large' | 'rerank_rule_unsupported' | 'query_invalid' | 'image_not_found' | 'no_embedding',
     message: string,
     readonly status = 400,
   ) {

@@ -7,7 +7,7 @@ import type { Runtime } from '../inference/runtime.ts';
 import { allowedLabels, type IndexRegistry, type MetadataFilter } from '../index/index.ts';
 import type { BlobStore } from '../storage/blob.ts';
 import { SEARCH_LIMITS, SearchError } from './limits.ts';
-import { blipScore } from './score.ts';
+import { rerankScore, type RerankRule } from './score.ts';
 
 export interface SearchDeps {
   db: Db;
@@ -24,25 +24,32 @@ export interface SearchRequest {
   query: SearchQuery;
   k: number;
   filter?: MetadataFilter;
-  /** Default: on when the collection has a reranker and the query is text. */
-  rerank?: { enabled?: boolean; candidates?: number };
+  /**
+   * Default: on when the collection has a reranker and the query is text, by the rule `itm+lm` where the
+   * reranker's decoder reads its ITM tokens, else `itm` (src/search/score.ts).
+   */
+  rerank?: { enabled?: boolean; candidates?: number; rule?: RerankRule };
   captions?: boolean;
   ef?: number;
 }
 
 export interface SearchHit {
   image: Image;
-  /** What the results are ordered by: ITC alone, or BLIP's ITM match logit + ITC cosine. */
+  /** What the results are ordered by: ITC alone, or `rerankScore` when re-ranked. */
   score: number;
   /** Cosine similarity of the ITC / CLIP features. */
   itcScore: number;
   /** ITM match probability, when re-ranked. */
   itmScore?: number;
+  /** The decoder's log-likelihood of the query as this image's caption, when re-ranked by `itm+lm`. */
+  lmScore?: number;
 }
 
 export interface SearchResult {
   hits: SearchHit[];
   reranked: boolean;
+  /** The re-ranking rule, when re-ranked. */
+  rerankRule?: RerankRule;
   model: string;
 }
 
@@ -79,20 +86,35 @@ export async function search(deps: SearchDeps, req: SearchRequest): Promise<Sear
     return id ? [{ id, itc: h.score }] : [];
   });
   const rows = await imagesByIds(deps.db, collection.id, live.map((h) => h.id));
-  let ranked: { image: Image; score: number; itcScore: number; itmScore?: number }[] = live.flatMap((h) => {
+  let ranked: SearchHit[] = live.flatMap((h) => {
     const image = rows.get(h.id);
     return image ? [{ image, score: h.itc, itcScore: h.itc }] : [];
   });
 
-  if (rerank && ranked.length > 0) {
+  let rule: RerankRule | undefined;
+  if (rerank) {
     const reranker = await deps.runtime(collection.reranker!);
-    const tokens = await deps.tokens.tokensFor(collection.reranker!, ranked.map((r) => r.image.id));
-    const itm = await reranker.itmScores((req.query as { text: string }).text, tokens);
-    ranked = ranked.map((r, i) => ({ ...r, score: blipScore(itm[i]!, r.itcScore), itmScore: itm[i]!.prob })).sort((a, b) => b.score - a.score);
+    rule = req.rerank?.rule ?? (reranker.decoderReadsItmTokens ? 'itm+lm' : 'itm');
+    if (rule === 'itm+lm' && !reranker.decoderReadsItmTokens) {
+      throw new SearchError('rerank_rule_unsupported', `rerank.rule itm+lm needs a reranker whose decoder reads its ITM tokens; ${reranker.id} has ${reranker.manifest.graphs.decoder ? 'a separate caption encoder' : 'no decoder'}`);
+    }
+    if (ranked.length > 0) ranked = await rescore(deps, collection.reranker!, reranker, rule, (req.query as { text: string }).text, ranked);
   }
   ranked = ranked.slice(0, k);
   if (req.captions && collection.captioner) await fillCaptions(deps, collection.captioner, ranked.map((r) => r.image));
-  return { hits: ranked, reranked: rerank, model: collection.embedder };
+  return { hits: ranked, reranked: rerank, ...(rule ? { rerankRule: rule } : {}), model: collection.embedder };
+}
+
+/** Scores every candidate by `rule` against the query text, best first. */
+async function rescore(deps: SearchDeps, modelId: string, reranker: Runtime, rule: RerankRule, text: string, hits: SearchHit[]): Promise<SearchHit[]> {
+  const tokens = await deps.tokens.tokensFor(modelId, hits.map((r) => r.image.id));
+  const [itm, lm] = await Promise.all([
+    reranker.itmScores(text, tokens),
+    rule === 'itm+lm' ? reranker.captionLogLikelihoods(tokens.map(() => text), tokens) : undefined,
+  ]);
+  return hits
+    .map((r, i) => ({ ...r, score: rerankScore(itm[i]!, r.itcScore, lm?.[i]), itmScore: itm[i]!.prob, ...(lm ? { lmScore: lm[i]! } : {}) }))
+    .sort((a, b) => b.score - a.score);
 }
 
 async function queryVector(deps: SearchDeps, embedder: Runtime, req: SearchRequest): Promise<{ vector: Float32Array; exclude?: number }> {

@@ -1,17 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import { loadEnv, runtimeOptions } from '../../config.ts';
-import { Runtime, type CaptionMethod } from '../../inference/runtime.ts';
+import { CAPTION_METHODS, Runtime } from '../../inference/runtime.ts';
 import { intFlag, oneOf, parse, UsageError, type Command } from '../command.ts';
-
-const METHODS = ['greedy', 'beam', 'nucleus'] as const satisfies readonly CaptionMethod[];
 
 export const caption: Command = {
   summary: 'caption an image file with the model',
-  help: `usage: mira caption FILE [--method greedy|beam|nucleus] [--beams N] [--max-length N] [--bundle DIR] [--json]
+  help: `usage: mira caption FILE [--method greedy|beam|beam-itm|nucleus] [--beams N] [--max-length N] [--bundle DIR] [--json]
 
 examples:
   mira caption photo.jpg
-  mira caption photo.jpg --method beam --beams 5 --json`,
+  mira caption photo.jpg --method beam --beams 5 --json
+  mira caption photo.jpg --method beam-itm     (the best of 5 beams by the ITM head)`,
   async run(argv) {
     const { values, positionals } = parse(argv, {
       method: { type: 'string', default: 'beam' },
@@ -22,7 +21,7 @@ examples:
     });
     const file = positionals[0];
     if (!file) throw new UsageError('missing FILE');
-    const method = oneOf('--method', values.method, METHODS);
+    const method = oneOf('--method', values.method, CAPTION_METHODS);
     const bytes = await readFile(file).catch(() => {
       throw new UsageError(`${file}: cannot read the file`);
     });

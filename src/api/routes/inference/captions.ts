@@ -3,8 +3,9 @@ import { errorResponses } from '../../errors.ts';
 import { requireScope } from '../../middleware/auth.ts';
 import { jsonContent } from '../../schemas.ts';
 import type { App } from '../../types.ts';
+import { CAPTION_METHODS } from '../../../inference/runtime.ts';
 import { FileField } from '../images/upload.ts';
-import { modelFor } from './schema.ts';
+import { modelFor, requireGraph } from './schema.ts';
 
 const num = (min: number, max: number, description: string) => z.coerce.number().min(min).max(max).optional().openapi({ type: 'number', description });
 const int = (min: number, max: number, description: string) => z.coerce.number().int().min(min).max(max).optional().openapi({ type: 'integer', description });
@@ -13,8 +14,11 @@ const Form = z
   .strictObject({
     file: FileField,
     model: z.string().min(1).max(200).optional().openapi({ description: 'A BLIP model id; default: the active model' }),
-    method: z.enum(['greedy', 'beam', 'nucleus']).optional().openapi({ description: "Default: the bundle's (beam when it sets numBeams > 1)" }),
-    numBeams: int(1, 8, 'Beams, for beam search'),
+    method: z.enum(CAPTION_METHODS).optional().openapi({
+      description:
+        "Default: the bundle's (beam when it sets numBeams > 1). `beam-itm`: beam search, then the numBeams best hypotheses are scored by the ITM head and the one with the highest ITM logit + length-normalised log-probability is kept (needs a model with an ITM graph)",
+    }),
+    numBeams: int(1, 8, 'Beams, for beam search (beam-itm: default 5)'),
     maxLength: int(1, 100, 'Most new tokens'),
     minLength: int(0, 100, 'Fewest new tokens'),
     repetitionPenalty: num(1, 3, 'Penalty on repeated tokens'),
@@ -48,6 +52,7 @@ export function registerCaption(app: App) {
   app.openapi(route, async (c) => {
     const { file, model: modelId, ...options } = c.req.valid('form');
     const model = await modelFor(c, modelId, { graph: 'decoder', role: 'caption' });
+    if (options.method === 'beam-itm') requireGraph(model, { graph: 'itm', role: 'check captions with ITM (method beam-itm)' });
     const runtime = await c.var.ctx.runtime(model.id);
     const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     const result = await runtime.caption(new Uint8Array(await file.arrayBuffer()), defined);

@@ -11,9 +11,14 @@ export async function modelFor(c: Context<ApiEnv>, id: string | undefined, needs
   const db = c.var.ctx.db;
   const model = id ? await getModel(db, id) : await getActiveModel(db);
   if (!model) throw new ApiError('unknown_model', id ? `model: no model ${id} is registered.` : 'model: none given and no model is active.', { extensions: { field: 'model' } });
+  if (needs) requireGraph(model, needs);
+  return model;
+}
+
+/** Refuses (422) a model that lacks the graph an operation needs. */
+export function requireGraph(model: Model, needs: { graph: 'decoder' | 'itm'; role: string }): void {
   const graphs = (model.manifest as { graphs?: Record<string, unknown> }).graphs ?? {};
-  if (needs && !graphs[needs.graph]) {
+  if (!graphs[needs.graph]) {
     throw new ApiError('model_unsuitable', `model: ${model.id} has no ${needs.graph} graph, so it cannot ${needs.role}.`, { extensions: { field: 'model' } });
   }
-  return model;
 }

@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
-import { search, type SearchQuery } from '../../../search/search.ts';
+import type { RerankRule } from '../../../search/score.ts';
+import { search, type SearchQuery, type SearchRequest } from '../../../search/search.ts';
 import type { ApiEnv } from '../../types.ts';
 import { visibleCollection } from '../collections/get.ts';
 import { toResult, type SearchResponse } from './schema.ts';
@@ -8,7 +9,7 @@ export interface SearchInput {
   collectionId: string;
   k: number;
   filter?: Record<string, unknown> | undefined;
-  rerank?: { enabled?: boolean | undefined; candidates?: number | undefined } | undefined;
+  rerank?: { enabled?: boolean | undefined; candidates?: number | undefined; rule?: RerankRule | undefined } | undefined;
   captions?: boolean | undefined;
 }
 
@@ -17,7 +18,7 @@ export async function runSearch(c: Context<ApiEnv>, input: SearchInput, query: S
   const start = performance.now();
   const collection = await visibleCollection(c, input.collectionId);
   const ctx = c.var.ctx;
-  const rerank = input.rerank ? { ...(input.rerank.enabled === undefined ? {} : { enabled: input.rerank.enabled }), ...(input.rerank.candidates === undefined ? {} : { candidates: input.rerank.candidates }) } : undefined;
+  const rerank = input.rerank && (Object.fromEntries(Object.entries(input.rerank).filter(([, v]) => v !== undefined)) as SearchRequest['rerank']);
   const result = await search(
     { db: ctx.db, indexes: ctx.indexes, tokens: ctx.tokens, blobs: ctx.blobs, runtime: ctx.runtime },
     {
@@ -29,5 +30,11 @@ export async function runSearch(c: Context<ApiEnv>, input: SearchInput, query: S
       ...(input.captions ? { captions: true } : {}),
     },
   );
-  return { results: result.hits.map(toResult), reranked: result.reranked, model: result.model, tookMs: Math.round((performance.now() - start) * 100) / 100 };
+  return {
+    results: result.hits.map(toResult),
+    reranked: result.reranked,
+    ...(result.rerankRule ? { rerankRule: result.rerankRule } : {}),
+    model: result.model,
+    tookMs: Math.round((performance.now() - start) * 100) / 100,
+  };
 }

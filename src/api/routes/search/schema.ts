@@ -13,6 +13,11 @@ export const searchParams = {
     .strictObject({
       enabled: z.boolean().optional().openapi({ description: 'Default: on when the collection has a reranker (text queries)' }),
       candidates: z.number().int().min(1).max(SEARCH_LIMITS.maxCandidates).optional().openapi({ description: `Candidates scored with ITM, at most ${SEARCH_LIMITS.maxCandidates}` }),
+      rule: z.enum(['itm', 'itm+lm']).optional().openapi({
+        description:
+          "`itm`: BLIP's rule, ITM logit + ITC cosine. `itm+lm`: that + 0.5 × the decoder's log-likelihood of the query as the image's caption. " +
+          "Default: `itm+lm` where the reranker's decoder reads its ITM image tokens, else `itm`; asking for `itm+lm` elsewhere is a 400 (rerank_rule_unsupported)",
+      }),
     })
     .optional(),
   captions: z.boolean().optional().openapi({ description: "Caption results that have none, with the collection's captioner" }),
@@ -39,9 +44,10 @@ export const SearchParams = z.strictObject(searchParams);
 export const SearchResultItem = z
   .object({
     id: Uuid,
-    score: z.number().openapi({ description: 'What results are ordered by: ITC cosine, or ITM logit + ITC when re-ranked (BLIP)' }),
+    score: z.number().openapi({ description: 'What results are ordered by: ITC cosine, or the re-ranking rule when re-ranked' }),
     itcScore: z.number(),
     itmScore: z.number().optional().openapi({ description: 'ITM match probability, when re-ranked' }),
+    lmScore: z.number().optional().openapi({ description: "The decoder's log-likelihood of the query as this image's caption, when re-ranked by itm+lm" }),
     caption: z.string().nullable(),
     metadata: Metadata,
     source: z.string().openapi({ description: 'Where the image came from: `upload:<filename>`, a URL, or a path under the ingest root' }),
@@ -53,6 +59,7 @@ export const SearchResponse = z
   .object({
     results: z.array(SearchResultItem),
     reranked: z.boolean(),
+    rerankRule: z.enum(['itm', 'itm+lm']).optional().openapi({ description: 'The re-ranking rule, when re-ranked' }),
     model: z.string().openapi({ description: 'The embedder the collection was searched with' }),
     tookMs: z.number(),
   })
@@ -65,6 +72,7 @@ export function toResult(h: SearchHit): z.infer<typeof SearchResultItem> {
     score: h.score,
     itcScore: h.itcScore,
     ...(h.itmScore === undefined ? {} : { itmScore: h.itmScore }),
+    ...(h.lmScore === undefined ? {} : { lmScore: h.lmScore }),
     caption: h.image.caption,
     metadata: h.image.metadata as Record<string, unknown>,
     source: h.image.source,
