@@ -72,6 +72,7 @@ describe('npm run eval: bad usage', () => {
     [['--bundle', 'models/default', '--data', 'x', '--k', '0'], '--k'],
     [['--bundle', 'models/default', '--data', 'x', '--caption-method', 'sample'], '--caption-method'],
     [['--bundle', 'models/default', '--data', 'x', '--caption-method', 'beam', '--beams', '0'], '--beams'],
+    [['--bundle', 'models/default', '--data', 'x', '--rerank', 'lm'], '--rerank'],
     [['--bundle', 'models/default', '--data', '/nonexistent-scenes'], '/nonexistent-scenes/captions.jsonl'],
   ])('%j exits 2 with one line naming %s', (args, named) => {
     const r = cli(...args);
@@ -87,19 +88,20 @@ describe('npm run eval: bad usage', () => {
 });
 
 describe('npm run eval on a small generated set', () => {
-  it('writes every figure the issue names, and beam search with --beams', async () => {
+  it('writes every figure the issue names, re-ranks by itm+lm (BLIP\'s rule beside it), captions by beam-itm', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mira-eval-'));
     try {
       await generateScenes({ seed: 77, n: 24, outDir: join(dir, 'scenes'), concurrency: 2 });
       const json = join(dir, 'eval.json');
       const r = spawnSync('npx', ['tsx', 'src/eval/cli.ts', '--bundle', 'models/default', '--data', join(dir, 'scenes'), '--k', '4',
-        '--caption-method', 'beam', '--beams', '2', '--json', json], { encoding: 'utf8', timeout: 120_000 });
+        '--caption-method', 'beam-itm', '--beams', '3', '--json', json], { encoding: 'utf8', timeout: 120_000 });
       expect(r.status, r.stderr).toBe(0);
-      expect(r.stdout).toContain('captions (beam-2)');
+      expect(r.stdout).toContain('captions (beam-itm-3)');
+      expect(r.stdout).toContain('re-rank top 4 with ITM + ITC + LM');
       const f = JSON.parse(await readFile(json, 'utf8'));
-      expect(f).toMatchObject({ n: 24, k: 4, caption: { method: 'beam-2' } });
+      expect(f).toMatchObject({ n: 24, k: 4, rerankRule: 'itm+lm', caption: { method: 'beam-itm-3' } });
       for (const dir_ of ['t2i', 'i2t']) {
-        for (const how of ['itc', 'rerank']) {
+        for (const how of ['itc', 'rerank', 'rerankItm']) {
           const { r1, r5, r10 } = f[dir_][how];
           expect(0 <= r1 && r1 <= r5 && r5 <= r10 && r10 <= 1, `${dir_}.${how}`).toBe(true);
         }

@@ -19,7 +19,7 @@ export interface SearchResult {
   ids: number[];
   /** Sum of the log-probabilities of the new tokens (EOS included when emitted). */
   logProb: number;
-  /** Beam search only: every finished hypothesis, best first by its length-normalised score (ids[0] = this result). */
+  /** Beam search only: the numBeams best finished hypotheses, best first by length-normalised score (the first is this result). */
   hypotheses?: { ids: number[]; logProb: number; score: number }[];
 }
 
@@ -86,8 +86,15 @@ export async function beamSearch(step: StepFn, prefix: number[], o: BeamOptions)
   const lp = o.lengthPenalty ?? 1;
   const norm = (logProb: number, len: number) => logProb / Math.max(1, len) ** lp;
   let beams: Beam[] = [{ seq: [...prefix], logProb: 0 }];
+  // The numBeams best finished hypotheses, best first (HF's BeamHypotheses: a worse one is dropped).
   const done: { ids: number[]; logProb: number; score: number }[] = [];
-  const worstDone = () => (done.length < o.numBeams ? -Infinity : Math.min(...done.map((d) => d.score)));
+  const finish = (ids: number[], logProb: number, score: number) => {
+    if (done.length === o.numBeams && score <= done[done.length - 1]!.score) return;
+    done.push({ ids, logProb, score });
+    done.sort((a, b) => b.score - a.score);
+    if (done.length > o.numBeams) done.pop();
+  };
+  const worstDone = () => (done.length < o.numBeams ? -Infinity : done[done.length - 1]!.score);
 
   for (let n = 0; n < o.maxNew && beams.length > 0; n++) {
     const logits = await step(beams.map((b) => b.seq));
@@ -103,7 +110,7 @@ export async function beamSearch(step: StepFn, prefix: number[], o: BeamOptions)
       if (c.token === o.eos) {
         if (rank < o.numBeams) {
           const ids = c.beam.seq.slice(prefix.length);
-          done.push({ ids, logProb: c.logProb, score: norm(c.logProb, ids.length + 1) });
+          finish(ids, c.logProb, norm(c.logProb, ids.length + 1));
         }
       } else {
         next.push({ seq: [...c.beam.seq, c.token], logProb: c.logProb });
@@ -118,9 +125,8 @@ export async function beamSearch(step: StepFn, prefix: number[], o: BeamOptions)
   }
   for (const b of beams) {
     const ids = b.seq.slice(prefix.length);
-    done.push({ ids, logProb: b.logProb, score: norm(b.logProb, ids.length) });
+    finish(ids, b.logProb, norm(b.logProb, ids.length));
   }
-  done.sort((a, b) => b.score - a.score);
   const best = done[0]!;
   return { ids: best.ids, logProb: best.logProb, hypotheses: done };
 }

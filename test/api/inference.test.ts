@@ -12,10 +12,10 @@ const png = () =>
     .toBuffer();
 
 describe('captions', () => {
-  it('captions with greedy, beam and seeded nucleus decoding', async () => {
+  it('captions with greedy, beam, beam-itm and seeded nucleus decoding', async () => {
     const { admin, ctx } = server();
     const image = await png();
-    for (const method of ['greedy', 'beam'] as const) {
+    for (const method of ['greedy', 'beam', 'beam-itm'] as const) {
       const res = await admin.caption(image, { method, maxLength: 8 });
       expect(res.model).toBe(ctx.defaultModel.id);
       expect(res.caption, method).toBeTypeOf('string');
@@ -25,11 +25,15 @@ describe('captions', () => {
     expect(a.caption, 'same seed, same caption').toBe(b.caption);
   });
 
-  it('a model without a decoder is 422 model_unsuitable; a bad option names the field', async () => {
+  it('a model without a decoder, or beam-itm without an ITM graph, is 422 model_unsuitable; a bad option names the field', async () => {
     const { admin, db } = server();
     const clip = await ownModel(db);
     const err = await problemOf(admin.caption(await png(), { model: clip.id }));
     expect(err, JSON.stringify(err.problem)).toMatchObject({ status: 422, code: 'model_unsuitable' });
+    const noItm = await ownModel(db, { graphs: ['vision', 'text', 'decoder'] });
+    const itmErr = await problemOf(admin.caption(await png(), { model: noItm.id, method: 'beam-itm' }));
+    expect(itmErr, JSON.stringify(itmErr.problem)).toMatchObject({ status: 422, code: 'model_unsuitable' });
+    expect(itmErr.problem.detail).toContain('beam-itm');
     const bad = await problemOf(admin.caption(await png(), { numBeams: 99 }));
     expect(bad.problem.errors?.[0], JSON.stringify(bad.problem)).toMatchObject({ location: 'form', pointer: '/numBeams' });
   });

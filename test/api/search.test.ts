@@ -3,6 +3,9 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MiraClient, type Schemas } from '../../sdk/src/index.ts';
 import { SEARCH_LIMITS } from '../../src/search/limits.ts';
+import { LM_WEIGHT } from '../../src/search/score.ts';
+import { registerBundle } from '../../src/models/registry.ts';
+import { bundleCopy } from '../inference/helpers.ts';
 import { problemOf, unique, useServer } from './server.ts';
 
 const server = useServer();
@@ -29,17 +32,34 @@ beforeAll(async () => {
 });
 
 describe('search', () => {
-  it('by text: re-ranked by default, with ITC and ITM scores, best first', async () => {
+  it('by text: re-ranked by default (ITM + ITC + LM), with ITC, ITM and LM scores, best first', async () => {
     const res = await data(server().admin.api.POST('/v1/search', { body: { collectionId: col.id, text: 'a red square', k: 3 } }));
     expect(res.reranked, JSON.stringify(res)).toBe(true);
+    expect(res.rerankRule).toBe('itm+lm');
     expect(res.results).toHaveLength(3);
     for (const r of res.results) {
       expect(ids).toContain(r.id);
       expect(r.itmScore).toBeGreaterThanOrEqual(0);
+      expect(r.lmScore).toBeLessThan(0);
       expect(r.thumbnailUrl).toBe(`/v1/images/${r.id}/thumbnail`);
     }
     const scores = res.results.map((r) => r.score);
     expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+  });
+
+  it("rule itm is BLIP's score; itm+lm adds LM_WEIGHT × the LM log-likelihood to it, image by image", async () => {
+    const ask = (rule: 'itm' | 'itm+lm') =>
+      data(server().admin.api.POST('/v1/search', { body: { collectionId: col.id, text: 'a small blue circle', k: 4, rerank: { rule, candidates: 4 } } }));
+    const [itm, lm] = await Promise.all([ask('itm'), ask('itm+lm')]);
+    expect([itm.rerankRule, lm.rerankRule]).toEqual(['itm', 'itm+lm']);
+    expect(itm.results.map((r) => r.id).sort()).toEqual([...ids].sort());
+    for (const r of itm.results) expect(r.lmScore).toBeUndefined();
+    const byId = new Map(itm.results.map((r) => [r.id, r]));
+    for (const r of lm.results) {
+      const blip = byId.get(r.id)!;
+      expect(r.itmScore).toBeCloseTo(blip.itmScore!, 6);
+      expect(r.score - blip.score).toBeCloseTo(LM_WEIGHT * r.lmScore!, 4);
+    }
   });
 
   it('without re-ranking: ITC only, and a metadata filter', async () => {
@@ -79,6 +99,24 @@ describe('search errors', () => {
     expect(two, JSON.stringify(two.problem)).toMatchObject({ status: 400, code: 'invalid_request' });
     const none = await problemOf(server().admin.api.POST('/v1/search', { body: { collectionId: col.id } }));
     expect(none.problem.detail).toMatch(/exactly one of text, imageId or image/);
+  });
+
+  it('rule itm+lm with a reranker that has its own caption encoder is 400 rerank_rule_unsupported; its default is itm', async () => {
+    const { admin, ctx } = server();
+    const copy = await bundleCopy((m) => {
+      m.name = unique('own-caption-encoder');
+      m.graphs.captionVision = { file: m.graphs.vision.file, inputs: { pixelValues: m.graphs.vision.inputs.pixelValues }, outputs: { imageEmbeds: m.graphs.vision.outputs.imageEmbeds } };
+    }, ctx.defaultModel.path);
+    try {
+      const { model } = await registerBundle(ctx.db, copy.dir);
+      const other = await data(admin.api.POST('/v1/collections', { body: { name: unique('own-encoder'), embedder: ctx.defaultModel.id, reranker: model.id } }));
+      const err = await problemOf(admin.api.POST('/v1/search', { body: { collectionId: other.id, text: 'x', rerank: { rule: 'itm+lm' } } }));
+      expect(err, JSON.stringify(err.problem)).toMatchObject({ status: 400, code: 'rerank_rule_unsupported' });
+      const res = await data(admin.api.POST('/v1/search', { body: { collectionId: other.id, text: 'x' } }));
+      expect(res).toMatchObject({ reranked: true, rerankRule: 'itm' });
+    } finally {
+      await copy.cleanup();
+    }
   });
 
   it('bad multipart params name the field under /params', async () => {

@@ -26,6 +26,17 @@ describe('caption search on a hand-checkable toy decoder', () => {
     expect(r.logProb).toBeCloseTo(Math.log(0.36), 5);
   });
 
+  it('beam search lists its finished hypotheses best first, the result first', async () => {
+    const r = await beamSearch(toy, [9], { ...base, numBeams: 2 });
+    // Scores are log-probs per token, EOS counted: b EOS 0.36 over 2 tokens, then a x EOS 0.18 over 3,
+    // which pushes out a EOS (0.24 over 2) as HF's BeamHypotheses does; a b EOS (0.162 over 3) never gets in.
+    expect(r.hypotheses!.map((h) => h.ids)).toEqual([[2], [1, 3]]);
+    expect(r.hypotheses![0]).toMatchObject({ ids: r.ids, logProb: r.logProb });
+    expect(r.hypotheses!.map((h) => h.score)).toEqual([expect.closeTo(Math.log(0.36) / 2, 5), expect.closeTo(Math.log(0.18) / 3, 5)]);
+    const scores = r.hypotheses!.map((h) => h.score);
+    expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+  });
+
   it('with one beam, beam search equals greedy', async () => {
     const g = await greedy(toy, [9], base);
     const b = await beamSearch(toy, [9], { ...base, numBeams: 1 });

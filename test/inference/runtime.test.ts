@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Runtime, type ImageEmbedding } from '../../src/inference/runtime.ts';
-import { fakePixels, maxAbsDiff, TINY_BLIP } from './helpers.ts';
+import { bundleCopy, fakePixels, maxAbsDiff, TINY_BLIP } from './helpers.ts';
 
 let rt: Runtime;
 beforeAll(async () => {
@@ -96,6 +96,30 @@ describe('captions', () => {
     const b = await rt.caption({ tokens: tokens! }, { method: 'beam', numBeams: 4, maxLength: 6, minLength: 0 });
     const perToken = (c: { logProb: number; ids: number[] }) => c.logProb / (c.ids.length + 1);
     expect(perToken(b)).toBeGreaterThanOrEqual(perToken(g) - 1e-6);
+  });
+
+  it('beam-itm picks one of the beam hypotheses, from stored tokens too when the decoder reads the ITM tokens', async () => {
+    const s = rt.manifest.preprocess.size;
+    const { tokens } = await rt.embedPixels(fakePixels(6, s));
+    expect(rt.decoderReadsItmTokens).toBe(true);
+    const c = await rt.caption({ tokens: tokens! }, { method: 'beam-itm', numBeams: 3, maxLength: 6 });
+    const hyps = (await rt.generate(tokens!, rt.tokenizer.encodePrompt(rt.manifest.caption!.prompt), { method: 'beam', numBeams: 3, maxLength: 6 })).hypotheses!;
+    expect(hyps.map((h) => h.ids)).toContainEqual(c.ids);
+  });
+
+  it('a bundle with its own caption encoder cannot score stored ITM tokens with its decoder', async () => {
+    const copy = await bundleCopy((m) => {
+      m.graphs.captionVision = { file: m.graphs.vision.file, inputs: { pixelValues: m.graphs.vision.inputs.pixelValues }, outputs: { imageEmbeds: m.graphs.vision.outputs.imageEmbeds } };
+    });
+    const other = await Runtime.open(copy.dir, { threads: 1, intraOpThreads: 1 });
+    try {
+      expect(other.decoderReadsItmTokens).toBe(false);
+      const { tokens } = await other.embedPixels(fakePixels(6, other.manifest.preprocess.size));
+      await expect(other.caption({ tokens: tokens! }, { method: 'beam-itm' })).rejects.toThrow(/beam-itm needs the image/);
+    } finally {
+      await other.close();
+      await copy.cleanup();
+    }
   });
 
   it('nucleus sampling with a seed is reproducible', async () => {

@@ -46,4 +46,42 @@ describe('models/default', () => {
     const { text } = await rt.caption(new Uint8Array(png), { method: 'beam' });
     expect(parseCaption(text), text).not.toBeNull();
   });
+
+  describe('scoring captions', () => {
+    const scene: Scene = { objects: [{ size: 'large', color: 'red', shape: 'circle' }, { size: 'small', color: 'blue', shape: 'square' }], relations: [{ subject: 0, relation: 'left', object: 1 }] };
+    let png: Buffer;
+    let tokens: Float32Array;
+    beforeAll(async () => {
+      png = await renderScene(scene, { size: 64 });
+      tokens = await rt.captionTokens(await rt.pixels(new Uint8Array(png)));
+    });
+
+    it("the LM head's log-likelihood of the greedy caption is the log-probability the search found", async () => {
+      const g = await rt.caption({ tokens }, { method: 'greedy', minLength: 0 });
+      expect(rt.tokenizer.encodePrompt(rt.manifest.caption!.prompt + g.text).slice(-g.ids.length), 'the caption re-tokenizes to its ids').toEqual(g.ids);
+      const [ll] = await rt.captionLogLikelihoods([g.text], [tokens]);
+      expect(ll).toBeCloseTo(g.logProb, 3);
+    });
+
+    it('the true caption is likelier than one with its colors or its relation swapped, in one batch or one at a time', async () => {
+      const texts = ['a large red circle to the left of a small blue square', 'a large blue circle to the left of a small red square', 'a large red circle to the right of a small blue square'];
+      const batch = await rt.captionLogLikelihoods(texts, texts.map(() => tokens));
+      const single = await Promise.all(texts.map(async (t) => (await rt.captionLogLikelihoods([t], [tokens]))[0]!));
+      for (let i = 0; i < texts.length; i++) expect(batch[i]).toBeCloseTo(single[i]!, 4);
+      expect(batch[0]).toBeGreaterThan(batch[1]!);
+      expect(batch[0]).toBeGreaterThan(batch[2]!);
+    });
+
+    it('beam-itm keeps the beam hypothesis with the best ITM logit + length-normalised log-probability', async () => {
+      const c = await rt.caption(new Uint8Array(png), { method: 'beam-itm', numBeams: 4 });
+      const prefix = rt.tokenizer.encodePrompt(rt.manifest.caption!.prompt);
+      const hyps = (await rt.generate(tokens, prefix, { method: 'beam', numBeams: 4 })).hypotheses!;
+      const texts = hyps.map((h) => rt.tokenizer.decode(h.ids));
+      const itm = await rt.itmScoresForTexts(texts, tokens);
+      const scores = hyps.map((h, i) => itm[i]!.logit + h.score);
+      expect(texts).toContain(c.text);
+      expect(scores[texts.indexOf(c.text)]).toBeCloseTo(Math.max(...scores), 5);
+      expect(parseCaption(c.text), c.text).not.toBeNull();
+    });
+  });
 });
