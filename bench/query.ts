@@ -115,9 +115,14 @@ const server = await startServeChild({ ...env, MIRA_RATE_LIMIT_PER_MIN: '1000000
 let errors = 0;
 const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
 
+/** How a cell's searches rank: ITC only, or re-ranked by one of the rules of src/search/score.ts. */
+const MODES = ['unranked', 'itm+lm', 'itm'] as const;
+type Mode = (typeof MODES)[number];
+
 /** `count` searches with `concurrency` in flight; the latency of each, in ms. */
-async function load(concurrency: number, count: number, reranked: boolean): Promise<{ lat: number[]; tookMs: number[] }> {
-  const rerank = reranked ? { enabled: true, candidates: CANDIDATES } : { enabled: false };
+async function load(concurrency: number, count: number, mode: Mode): Promise<{ lat: number[]; tookMs: number[] }> {
+  const reranked = mode !== 'unranked';
+  const rerank = reranked ? { enabled: true, candidates: CANDIDATES, rule: mode } : { enabled: false };
   const lat: number[] = [];
   const tookMs: number[] = [];
   let next = 0;
@@ -153,22 +158,23 @@ async function settledRss(): Promise<number> {
 
 try {
   // Warm-up: every cell once, so the heap has grown to what the run needs before the baseline.
-  for (const reranked of [false, true]) for (const c of [...CONCURRENCY].reverse()) await load(c, Math.max(200, requests / 2), reranked);
+  for (const mode of MODES) for (const c of [...CONCURRENCY].reverse()) await load(c, Math.max(200, requests / 2), mode);
   errors = 0;
   const rssWarm = await settledRss();
   const rssTrace: number[] = [];
-  const cells: Record<string, Record<string, { p50Ms: number; p99Ms: number; serverP50Ms: number }>> = { unranked: {}, reranked: {} };
-  for (const reranked of [false, true]) {
+  const cells = Object.fromEntries(MODES.map((m) => [m, {}])) as Record<Mode, Record<string, { p50Ms: number; p99Ms: number; serverP50Ms: number }>>;
+  for (const mode of MODES) {
     for (const c of CONCURRENCY) {
-      const { lat, tookMs } = await load(c, requests, reranked);
-      cells[reranked ? 'reranked' : 'unranked']![`c${c}`] = { p50Ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99), serverP50Ms: quantile(tookMs, 0.5) };
+      const { lat, tookMs } = await load(c, requests, mode);
+      cells[mode][`c${c}`] = { p50Ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99), serverP50Ms: quantile(tookMs, 0.5) };
       rssTrace.push(Math.round((await server.rss()) / 2 ** 20));
     }
   }
   const rssEnd = await settledRss();
   const floorMs = quantile(floorSamples, 0.5);
-  const u = cells.unranked!;
-  const r = cells.reranked!;
+  const u = cells.unranked;
+  const r = cells['itm+lm'];
+  const ri = cells.itm;
   const pick = (cs: typeof u, f: 'p50Ms' | 'p99Ms' | 'serverP50Ms') => Object.fromEntries(CONCURRENCY.map((c) => [`c${c}`, cs[`c${c}`]![f]]));
   const query = {
     floorMs,
@@ -179,11 +185,14 @@ try {
     p99Ms: pick(u, 'p99Ms'),
     /** The search pipeline inside the server (the response's tookMs: collection check, embedding, HNSW, Postgres joins). */
     pipelineP50Ms: pick(u, 'serverP50Ms'),
-    reranked: { candidates: CANDIDATES, p50Ms: pick(r, 'p50Ms'), p99Ms: pick(r, 'p99Ms'), pipelineP50Ms: pick(r, 'serverP50Ms') },
+    /** Re-ranked by the default rule, ITM + ITC + LM. */
+    reranked: { candidates: CANDIDATES, rule: 'itm+lm', p50Ms: pick(r, 'p50Ms'), p99Ms: pick(r, 'p99Ms'), pipelineP50Ms: pick(r, 'serverP50Ms') },
+    /** Re-ranked by BLIP's rule, ITM + ITC (no decoder pass). */
+    rerankedItm: { candidates: CANDIDATES, rule: 'itm', p50Ms: pick(ri, 'p50Ms'), p99Ms: pick(ri, 'p99Ms'), pipelineP50Ms: pick(ri, 'serverP50Ms') },
     overheadRatio: u.c1!.p50Ms / floorMs,
     errors,
     rssGrowthPct: (100 * (rssEnd - rssWarm)) / rssWarm,
-    /** After warm-up and after the run (settled); `cells`: right after each cell, unranked c1..c32 then reranked. */
+    /** After warm-up and after the run (settled); `cells`: right after each cell, unranked c1..c32, then itm+lm, then itm. */
     rssMiB: { afterWarmUp: rssWarm / 2 ** 20, afterRun: rssEnd / 2 ** 20, cells: rssTrace },
     tailWithin4xP50: u.c32!.p99Ms <= 4 * u.c1!.p50Ms,
   };
@@ -200,7 +209,7 @@ try {
   console.log(`  search() in-process, no HTTP (floor + Postgres joins)   p50 ${fmt(query.pipelineInProcessMs, 2)} ms`);
   console.log(`  over HTTP                 ${CONCURRENCY.map((c) => `c=${c}`.padStart(16)).join('')}`);
   const label = { p50Ms: 'p50', p99Ms: 'p99', serverP50Ms: 'p50 in server' };
-  for (const [name, cs] of [['unranked', u], [`reranked ${CANDIDATES}`, r]] as const) {
+  for (const [name, cs] of [['unranked', u], [`itm+lm ${CANDIDATES}`, r], [`itm ${CANDIDATES}`, ri]] as const) {
     for (const f of ['p50Ms', 'p99Ms', 'serverP50Ms'] as const) {
       const row = CONCURRENCY.map((c) => `${fmt(cs[`c${c}`]![f], 2)} ms`.padStart(16)).join('');
       console.log(`  ${(f === 'p50Ms' ? name : '').padEnd(12)} ${label[f].padEnd(13)}${row}`);

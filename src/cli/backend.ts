@@ -1,3 +1,4 @@
+import type { RerankRule } from '../search/score.ts';
 /**
  * What `mira ingest` and `mira search` need from Mira, in two implementations: the embedded store
  * opened in this process (backends/embedded.ts) or a running server through the SDK
@@ -35,7 +36,7 @@ export interface SearchParams {
   text: string;
   k: number;
   filter?: Record<string, unknown>;
-  rerank: { enabled: boolean; candidates: number };
+  rerank: { enabled: boolean; candidates: number; rule?: RerankRule };
   captions: boolean;
 }
 
@@ -44,6 +45,7 @@ export interface SearchRow {
   score: number;
   itcScore: number;
   itmScore?: number;
+  lmScore?: number;
   source: string;
   caption: string | null;
   metadata: unknown;
@@ -51,8 +53,14 @@ export interface SearchRow {
 
 export interface SearchOutput {
   reranked: boolean;
+  rerankRule?: RerankRule;
   model: string;
   results: SearchRow[];
+}
+
+/** How a search's results are ordered, for people: "ITC", "ITC, re-ranked with ITM" or "… ITM + LM". */
+export function rankingLabel(out: Pick<SearchOutput, 'reranked' | 'rerankRule'>): string {
+  return out.reranked ? `ITC, re-ranked with ${out.rerankRule === 'itm+lm' ? 'ITM + LM' : 'ITM'}` : 'ITC';
 }
 
 export interface Backend {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { intFlag, oneOf, parse, UsageError } from '../cli/command.ts';
 import { dot, ITM_CAPTION_BEAMS, Runtime } from '../inference/runtime.ts';
 import { parseCaption, sceneKey } from '../scenes/index.ts';
-import { rerankScore, type RerankRule } from '../search/score.ts';
+import { RERANK_RULES, rerankScore, type RerankRule } from '../search/score.ts';
 import { corpusBleu4, rankByScore, recallAtK, rerankTopK } from './metrics.ts';
 
 interface Record_ { file: string; captions: string[]; key: string }
@@ -42,7 +42,7 @@ function options() {
     bundle: values.bundle, data: values.data, json: values.json,
     k: intFlag(values.k, 'k', 16),
     limit: values.limit === undefined ? undefined : intFlag(values.limit, 'limit', 1),
-    rule: values.rerank === undefined ? undefined : oneOf('--rerank', values.rerank, ['itm', 'itm+lm'] as const satisfies readonly RerankRule[]),
+    rule: values.rerank === undefined ? undefined : oneOf('--rerank', values.rerank, RERANK_RULES),
     method: oneOf('--caption-method', values['caption-method']!, ['greedy', 'beam', 'beam-itm'] as const),
     beams: values.beams,
   };

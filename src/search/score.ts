@@ -6,7 +6,8 @@ import type { ItmScore } from '../inference/runtime.ts';
  */
 export const LM_WEIGHT = 0.5;
 
-export type RerankRule = 'itm' | 'itm+lm';
+export const RERANK_RULES = ['itm', 'itm+lm'] as const;
+export type RerankRule = (typeof RERANK_RULES)[number];
 
 /**
  * The re-ranking score, the one function the search API, the evaluation and the demo rank by.

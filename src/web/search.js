@@ -40,6 +40,7 @@ function result(r, onSimilar) {
   const img = el('img', { alt: caption || `Image from ${r.source}`, width: 128, height: 128 });
   const scores = el('dl', { class: 'scores' }, el('dt', { text: 'ITC' }), score('itc', r.itcScore));
   if (r.itmScore !== undefined) scores.append(el('dt', { text: 'ITM' }), score('itm', r.itmScore));
+  if (r.lmScore !== undefined) scores.append(el('dt', { text: 'LM' }), score('lm', r.lmScore));
   imageUrl(r.thumbnailUrl, running?.signal)
     .then((url) => {
       thumbnails.push(url);
@@ -59,7 +60,7 @@ function render(response, what) {
   thumbnails = [];
   const items = response.results.map((r) => result(r, (hit) => search({ imageId: hit.id }, `images like “${hit.caption ?? hit.source}”`)));
   $('results').replaceChildren(...items);
-  const how = response.reranked ? 'ITC, re-ranked with ITM' : 'ITC';
+  const how = response.reranked ? `ITC, re-ranked with ${response.rerankRule === 'itm+lm' ? 'ITM + LM' : 'ITM'}` : 'ITC';
   $('search-status').textContent = `${items.length} results for ${what} by ${how} in ${Math.round(response.tookMs)} ms.`;
 }
 

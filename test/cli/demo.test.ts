@@ -62,7 +62,7 @@ describe('mira demo, embedded (PGlite, jobs in-process)', () => {
     for (const bar of ['generating', 'storing', 'extracting']) expect(r.stderr, shown(r)).toMatch(new RegExp(`^${bar} \\[#+\\] ${N}/${N} 100%`, 'm'));
     expect(r.stderr, shown(r)).toContain(`generated ${N} scenes in`);
     expect(r.stdout, shown(r)).toContain(`collection demo: ${N} added, 0 already there, ${N} extracted`);
-    expect(r.stdout, shown(r)).toMatch(/search "[^"]+" \(ITC, re-ranked with ITM\):\n( {2}-?\d+\.\d{3} {2}.+\n){3}/);
+    expect(r.stdout, shown(r)).toMatch(/search "[^"]+" \(ITC, re-ranked with ITM \+ LM\):\n( {2}-?\d+\.\d{3} {2}.+\n){3}/);
     expect(await imageCounts(env(), 'demo')).toEqual({ ready: N });
   }, 300_000);
 

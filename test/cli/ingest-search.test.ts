@@ -101,9 +101,16 @@ describe.each(['embedded', 'api'] as const)('mira ingest and mira search (%s)', 
 
     const reranked = await mira(['search', 'a picture', '--collection', collection, '--k', '2', '--json'], env);
     const top = reranked.json as { reranked: boolean; results: SearchRow[] };
-    expect(top, reranked.shown).toMatchObject({ reranked: true });
+    expect(top, reranked.shown).toMatchObject({ reranked: true, rerankRule: 'itm+lm' });
     expect(top.results, reranked.shown).toHaveLength(2);
-    for (const r of top.results) expect(r.itmScore, reranked.shown).toEqual(expect.any(Number));
+    for (const r of top.results) expect(r, reranked.shown).toMatchObject({ itmScore: expect.any(Number), lmScore: expect.any(Number) });
+
+    const blip = await mira(['search', 'a picture', '--collection', collection, '--k', '2', '--rerank-rule', 'itm', '--json'], env);
+    expect(blip.json, blip.shown).toMatchObject({ reranked: true, rerankRule: 'itm' });
+    for (const r of (blip.json as { results: SearchRow[] }).results) expect(r.lmScore, blip.shown).toBeUndefined();
+    const bad = await mira(['search', 'a picture', '--collection', collection, '--rerank-rule', 'lm'], env);
+    expect(bad.code, bad.shown).toBe(2);
+    expect(bad.shown).toContain('--rerank-rule');
   }, 180_000);
 
   it('a manifest: metadata reaches the image, a loopback URL is refused naming its line', async () => {

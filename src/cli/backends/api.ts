@@ -90,11 +90,12 @@ export class ApiBackend implements Backend {
       score: r.score,
       itcScore: r.itcScore,
       ...(r.itmScore !== undefined ? { itmScore: r.itmScore } : {}),
+      ...(r.lmScore !== undefined ? { lmScore: r.lmScore } : {}),
       source: r.source,
       caption: r.caption,
       metadata: r.metadata,
     }));
-    return { reranked: res.reranked, model: res.model, results };
+    return { reranked: res.reranked, ...(res.rerankRule ? { rerankRule: res.rerankRule } : {}), model: res.model, results };
   }
 
   async close(): Promise<void> {}

@@ -89,11 +89,12 @@ export class EmbeddedBackend implements Backend {
       score: h.score,
       itcScore: h.itcScore,
       ...(h.itmScore !== undefined ? { itmScore: h.itmScore } : {}),
+      ...(h.lmScore !== undefined ? { lmScore: h.lmScore } : {}),
       source: h.image.source,
       caption: h.image.caption,
       metadata: h.image.metadata,
     }));
-    return { reranked: result.reranked, model: result.model, results };
+    return { reranked: result.reranked, ...(result.rerankRule ? { rerankRule: result.rerankRule } : {}), model: result.model, results };
   }
 
   private row(ref: CollectionRef): Collection {

@@ -2,7 +2,7 @@ import { dataDirOf, loadEnv } from '../../config.ts';
 import { SPLIT_SEEDS } from '../../scenes/generate.ts';
 import type { AppContext } from '../../context.ts';
 import type { RunningServer } from '../../server.ts';
-import type { CollectionRef, SearchOutput } from '../backend.ts';
+import { rankingLabel, type CollectionRef, type SearchOutput } from '../backend.ts';
 import { EXIT_INTERRUPTED, interruptSignal, intFlag, parse, UsageError, type Command } from '../command.ts';
 import { ensureDemoScenes, type DemoScenes } from '../demo-scenes.ts';
 import { ingestExitCode, ingestPath, type IngestSummary } from './ingest.ts';
@@ -118,7 +118,7 @@ function describe(s: IngestSummary): string {
 }
 
 function printSample(query: string, out: SearchOutput): void {
-  console.log(`\nsearch "${query}" (${out.reranked ? 'ITC, re-ranked with ITM' : 'ITC'}):`);
+  console.log(`\nsearch "${query}" (${rankingLabel(out)}):`);
   for (const r of out.results) {
     const scene = (r.metadata as { scene?: string } | null)?.scene;
     console.log(`  ${r.score.toFixed(3)}  ${scene ?? r.source}${r.caption ? `   captioned "${r.caption}"` : ''}`);

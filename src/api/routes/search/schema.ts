@@ -1,6 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import type { SearchHit } from '../../../search/search.ts';
 import { SEARCH_LIMITS } from '../../../search/limits.ts';
+import { RERANK_RULES } from '../../../search/score.ts';
 import { Uuid } from '../../schemas.ts';
 import { Metadata } from '../images/schema.ts';
 
@@ -13,7 +14,7 @@ export const searchParams = {
     .strictObject({
       enabled: z.boolean().optional().openapi({ description: 'Default: on when the collection has a reranker (text queries)' }),
       candidates: z.number().int().min(1).max(SEARCH_LIMITS.maxCandidates).optional().openapi({ description: `Candidates scored with ITM, at most ${SEARCH_LIMITS.maxCandidates}` }),
-      rule: z.enum(['itm', 'itm+lm']).optional().openapi({
+      rule: z.enum(RERANK_RULES).optional().openapi({
         description:
           "`itm`: BLIP's rule, ITM logit + ITC cosine. `itm+lm`: that + 0.5 × the decoder's log-likelihood of the query as the image's caption. " +
           "Default: `itm+lm` where the reranker's decoder reads its ITM image tokens, else `itm`; asking for `itm+lm` elsewhere is a 400 (rerank_rule_unsupported)",
@@ -59,7 +60,7 @@ export const SearchResponse = z
   .object({
     results: z.array(SearchResultItem),
     reranked: z.boolean(),
-    rerankRule: z.enum(['itm', 'itm+lm']).optional().openapi({ description: 'The re-ranking rule, when re-ranked' }),
+    rerankRule: z.enum(RERANK_RULES).optional().openapi({ description: 'The re-ranking rule, when re-ranked' }),
     model: z.string().openapi({ description: 'The embedder the collection was searched with' }),
     tookMs: z.number(),
   })
