@@ -268,7 +268,7 @@ export interface paths {
         put?: never;
         /**
          * Search a collection by text, by an image in it, or by a query image
-         * @description Give exactly one of `text`, `imageId` or `image` (base64, within the JSON body cap; larger images go to /v1/search/upload). Text queries are re-ranked with ITM by default when the collection has a reranker: score = ITM logit + ITC cosine.
+         * @description Give exactly one of `text`, `imageId` or `image` (base64, within the JSON body cap; larger images go to /v1/search/upload). Text queries are re-ranked by default when the collection has a reranker: score = ITM logit + ITC cosine (BLIP), plus the decoder's log-likelihood of the query where the reranker allows (`rerank.rule`).
          */
         post: operations["search"];
         delete?: never;

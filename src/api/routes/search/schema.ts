@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import type { SearchHit } from '../../../search/search.ts';
 import { SEARCH_LIMITS } from '../../../search/limits.ts';
-import { RERANK_RULES } from '../../../search/score.ts';
+import { LM_WEIGHT, RERANK_RULES } from '../../../search/score.ts';
 import { Uuid } from '../../schemas.ts';
 import { Metadata } from '../images/schema.ts';
 
@@ -16,7 +16,7 @@ export const searchParams = {
       candidates: z.number().int().min(1).max(SEARCH_LIMITS.maxCandidates).optional().openapi({ description: `Candidates scored with ITM, at most ${SEARCH_LIMITS.maxCandidates}` }),
       rule: z.enum(RERANK_RULES).optional().openapi({
         description:
-          "`itm`: BLIP's rule, ITM logit + ITC cosine. `itm+lm`: that + 0.5 × the decoder's log-likelihood of the query as the image's caption. " +
+          `\`itm\`: BLIP's rule, ITM logit + ITC cosine. \`itm+lm\`: that + ${LM_WEIGHT} × the decoder's log-likelihood of the query as the image's caption. ` +
           "Default: `itm+lm` where the reranker's decoder reads its ITM image tokens, else `itm`; asking for `itm+lm` elsewhere is a 400 (rerank_rule_unsupported)",
       }),
     })

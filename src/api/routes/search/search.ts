@@ -12,7 +12,7 @@ export const route = createRoute({
   summary: 'Search a collection by text, by an image in it, or by a query image',
   description:
     'Give exactly one of `text`, `imageId` or `image` (base64, within the JSON body cap; larger images go to /v1/search/upload). ' +
-    'Text queries are re-ranked with ITM by default when the collection has a reranker: score = ITM logit + ITC cosine.',
+    'Text queries are re-ranked by default when the collection has a reranker: score = ITM logit + ITC cosine (BLIP), plus the decoder\'s log-likelihood of the query where the reranker allows (`rerank.rule`).',
   method: 'post',
   path: '/v1/search',
   middleware: [requireScope('read')] as const,
