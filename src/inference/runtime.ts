@@ -191,21 +191,27 @@ export class Runtime {
 
   /** Scores pair i = (ids[i], tokens[i]), in batches of maxBatch. */
   private async itmPairs(ids: number[][], tokens: Float32Array[]): Promise<ItmScore[]> {
-    const g = this.requireGraph('itm');
     const out: ItmScore[] = [];
-    const size = this.batchOf('itm');
-    for (let start = 0; start < ids.length; start += size) {
-      const rows = ids.slice(start, start + size);
-      this.onBatch?.('itm', { size: rows.length, queueWaitMs: 0 });
-      const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds('itm', g.inputs, rows, tokens.slice(start, start + size)), [g.outputs.logits]);
-      const logits = res[g.outputs.logits]!.data;
+    for await (const { rows, logits } of this.groundedBatches('itm', ids, tokens)) {
       for (let i = 0; i < rows.length; i++) {
-        const l0 = logits[2 * i]!;
-        const l1 = logits[2 * i + 1]!;
+        const l0 = logits.data[2 * i]!;
+        const l1 = logits.data[2 * i + 1]!;
         out.push({ logit: l1, prob: 1 / (1 + Math.exp(l0 - l1)) });
       }
     }
     return out;
+  }
+
+  /** Runs a grounded graph on pairs (ids[i], tokens[i]) in batches of maxBatch: each batch's rows and logits. */
+  private async *groundedBatches(graph: 'itm' | 'decoder', ids: number[][], tokens: Float32Array[]): AsyncGenerator<{ rows: number[][]; logits: OutputTensor }> {
+    const g = this.requireGraph(graph);
+    const size = this.batchOf(graph);
+    for (let start = 0; start < ids.length; start += size) {
+      const rows = ids.slice(start, start + size);
+      this.onBatch?.(graph, { size: rows.length, queueWaitMs: 0 });
+      const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds(graph, g.inputs, rows, tokens.slice(start, start + size)), [g.outputs.logits]);
+      yield { rows, logits: res[g.outputs.logits]! };
+    }
   }
 
   async caption(image: Uint8Array | { tokens: Float32Array }, opts: CaptionOptions = {}): Promise<Caption> {
@@ -276,26 +282,21 @@ export class Runtime {
    * BLIP's LM head scoring a given caption instead of generating one.
    */
   async captionLogLikelihoods(texts: string[], tokens: Float32Array[], prompt = this.manifest.caption?.prompt ?? ''): Promise<number[]> {
-    const g = this.requireGraph('decoder');
+    this.requireGraph('decoder');
     if (texts.length !== tokens.length) throw new RangeError(`${texts.length} texts for ${tokens.length} images`);
     const eos = this.manifest.tokenizer.specialTokens.eos;
     const promptLength = this.tokenizer.encodePrompt(prompt).length;
-    const rows = texts.map((t) => [...this.tokenizer.encodePrompt(prompt + t), eos].slice(0, this.manifest.tokenizer.maxLength));
+    const ids = texts.map((t) => [...this.tokenizer.encodePrompt(prompt + t), eos].slice(0, this.manifest.tokenizer.maxLength));
     const out: number[] = [];
-    const size = this.batchOf('decoder');
-    for (let start = 0; start < rows.length; start += size) {
-      const part = rows.slice(start, start + size);
-      this.onBatch?.('decoder', { size: part.length, queueWaitMs: 0 });
-      const res = await this.pool.run(join(this.dir, g.file), this.groundedFeeds('decoder', g.inputs, part, tokens.slice(start, start + size)), [g.outputs.logits]);
-      const logits = res[g.outputs.logits]!;
+    for await (const { rows, logits } of this.groundedBatches('decoder', ids, tokens)) {
       const vocab = logits.dims[logits.dims.length - 1]!;
-      const perRow = logits.data.length / part.length;
-      part.forEach((ids, r) => {
+      const perRow = logits.data.length / rows.length;
+      rows.forEach((row, r) => {
         let sum = 0;
         // Position t - 1 predicts token t; padding comes after a row's last token and cannot reach it.
-        for (let t = promptLength; t < ids.length; t++) {
+        for (let t = promptLength; t < row.length; t++) {
           const at = r * perRow + (t - 1) * vocab;
-          sum += logSoftmax(logits.data.subarray(at, at + vocab))[ids[t]!]!;
+          sum += logSoftmax(logits.data.subarray(at, at + vocab))[row[t]!]!;
         }
         out.push(sum);
       });

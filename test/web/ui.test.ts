@@ -50,7 +50,10 @@ describe.skipIf(!hasChromium)(`web UI in Chromium${hasChromium ? '' : ` (skipped
       const { image } = await admin.uploadImage(collection.id, bytes, { filename: r.file, metadata: { half } });
       scenes.push({ id: image.id, bytes, half });
     }
-    for (const s of scenes) expect((await admin.waitForImage(s.id, { timeoutMs: WAIT_MS })).status).toBe('ready');
+    for (const s of scenes) {
+      const image = await admin.waitForImage(s.id, { timeoutMs: WAIT_MS });
+      expect(image.status, `an image that failed says why: ${JSON.stringify(image)}`).toBe('ready');
+    }
     // A job row as a running extraction would leave it, for the jobs panel.
     jobId = unique('ui-extract');
     await createJob(db, { id: jobId, kind: 'extract', collectionId: collection.id, payload: {} });
