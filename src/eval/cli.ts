@@ -38,13 +38,14 @@ function options() {
   }
   if (!values.bundle) throw new UsageError('missing --bundle DIR');
   if (!values.data) throw new UsageError('missing --data DIR');
+  const method = oneOf('--caption-method', values['caption-method']!, ['greedy', 'beam', 'beam-itm'] as const);
   return {
     bundle: values.bundle, data: values.data, json: values.json,
     k: intFlag(values.k, 'k', 16),
     limit: values.limit === undefined ? undefined : intFlag(values.limit, 'limit', 1),
     rule: values.rerank === undefined ? undefined : oneOf('--rerank', values.rerank, RERANK_RULES),
-    method: oneOf('--caption-method', values['caption-method']!, ['greedy', 'beam', 'beam-itm'] as const),
-    beams: values.beams,
+    method,
+    beams: method === 'greedy' ? 1 : intFlag(values.beams, 'beams', method === 'beam' ? 3 : ITM_CAPTION_BEAMS),
   };
 }
 
@@ -55,8 +56,7 @@ try {
   if (err instanceof UsageError) fail(`${err.message} (${USAGE})`);
   throw err;
 }
-const { k, method } = opts;
-const beams = method === 'greedy' ? 1 : intFlag(opts.beams, 'beams', method === 'beam' ? 3 : ITM_CAPTION_BEAMS);
+const { k, method, beams } = opts;
 const captionOptions = method === 'greedy' ? { method } : { method, numBeams: beams };
 const methodName = method === 'greedy' ? method : `${method}-${beams}`;
 

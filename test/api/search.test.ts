@@ -107,14 +107,17 @@ describe('search errors', () => {
       m.name = unique('own-caption-encoder');
       m.graphs.captionVision = { file: m.graphs.vision.file, inputs: { pixelValues: m.graphs.vision.inputs.pixelValues }, outputs: { imageEmbeds: m.graphs.vision.outputs.imageEmbeds } };
     }, ctx.defaultModel.path);
+    let other: Schemas['Collection'] | undefined;
     try {
       const { model } = await registerBundle(ctx.db, copy.dir);
-      const other = await data(admin.api.POST('/v1/collections', { body: { name: unique('own-encoder'), embedder: ctx.defaultModel.id, reranker: model.id } }));
+      other = await data(admin.api.POST('/v1/collections', { body: { name: unique('own-encoder'), embedder: ctx.defaultModel.id, reranker: model.id } }));
       const err = await problemOf(admin.api.POST('/v1/search', { body: { collectionId: other.id, text: 'x', rerank: { rule: 'itm+lm' } } }));
       expect(err, JSON.stringify(err.problem)).toMatchObject({ status: 400, code: 'rerank_rule_unsupported' });
       const res = await data(admin.api.POST('/v1/search', { body: { collectionId: other.id, text: 'x' } }));
       expect(res).toMatchObject({ reranked: true, rerankRule: 'itm' });
     } finally {
+      // Other tests' servers would otherwise try to load this collection's reranker, whose files go now.
+      if (other) await admin.api.DELETE('/v1/collections/{id}', { params: { path: { id: other.id } } });
       await copy.cleanup();
     }
   });

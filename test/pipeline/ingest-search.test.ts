@@ -8,6 +8,7 @@ import { ingestImage } from '../../src/ingest/pipeline.ts';
 import { isIngestError } from '../../src/ingest/errors.ts';
 import { isInferenceError } from '../../src/inference/errors.ts';
 import { renderScene, sampleScenes } from '../../src/scenes/index.ts';
+import { LM_WEIGHT } from '../../src/search/score.ts';
 import { search } from '../../src/search/search.ts';
 import { ensureCollection } from '../../src/cli/collection.ts';
 import { deleteCollection, getCollection } from '../../src/db/queries/collections.ts';
@@ -57,25 +58,36 @@ describe.each(modes)('ingest and search (%s mode)', (mode) => {
     expect(await countLiveEmbeddings(t.ctx.db, { collectionId, modelId: embedder })).toBe(N);
   });
 
-  it('text search returns k hits with ITC and ITM scores, best first', async () => {
+  it('text search returns k hits with ITC, ITM and LM scores, best first', async () => {
     const text = 'a small red circle';
     const r = await search(t.ctx, { collection: await collection(), query: { text }, k: 5 });
-    expect(r.reranked).toBe(true);
+    expect(r).toMatchObject({ reranked: true, rerankRule: 'itm+lm' });
     expect(r.hits).toHaveLength(5);
-    // BLIP's rule, recomputed here from the runtime and the stored token features.
+    // The itm+lm rule, recomputed here from the runtime and the stored token features.
     const rt = await t.ctx.runtime(embedder);
     const tokens = await t.ctx.tokens.tokensFor(embedder, r.hits.map((h) => h.image.id));
     const itm = await rt.itmScores(text, tokens);
+    const lm = await rt.captionLogLikelihoods(tokens.map(() => text), tokens);
     const [q] = await rt.embedTexts([text]);
     const embedded = await rt.embedImages(r.hits.map((h) => sceneBytes[ids.indexOf(h.image.id)]!));
     r.hits.forEach((h, i) => {
       const itc = embedded[i]!.feat.reduce((s, v, j) => s + v * q![j]!, 0);
       expect(h.itcScore).toBeCloseTo(itc, 4);
       expect(h.itmScore).toBeCloseTo(itm[i]!.prob, 5);
-      expect(h.score).toBeCloseTo(itm[i]!.logit + itc, 4);
+      expect(h.lmScore).toBeCloseTo(lm[i]!, 4);
+      expect(h.score).toBeCloseTo(itm[i]!.logit + itc + LM_WEIGHT * lm[i]!, 4);
     });
     const scores = r.hits.map((h) => h.score);
     expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+
+    // BLIP's rule, when asked for: ITM logit + ITC cosine.
+    const blip = await search(t.ctx, { collection: await collection(), query: { text }, k: 5, rerank: { rule: 'itm' } });
+    expect(blip.rerankRule).toBe('itm');
+    for (const h of blip.hits) {
+      const i = r.hits.findIndex((x) => x.image.id === h.image.id);
+      if (i >= 0) expect(h.score).toBeCloseTo(itm[i]!.logit + r.hits[i]!.itcScore, 4);
+      expect(h.lmScore).toBeUndefined();
+    }
   });
 
   it('a metadata filter returns k hits when k matching images exist', async () => {
