@@ -29,6 +29,8 @@ export const envSchema = z.object({
   MIRA_RECONCILE_MS: int(1000).default(60_000),
   /** Caption every image at ingest when its collection has a captioner. */
   MIRA_CAPTION_ON_INGEST: flag.default(true),
+  /** How captions are decoded when a request names no method (ingest, search, extraction, /v1/captions); unset, the bundle's. */
+  MIRA_CAPTION_METHOD: z.enum(['greedy', 'beam', 'beam-itm']).optional(),
   /** The bundle folder used when nothing else names one. */
   MIRA_MODEL_DIR: z.string().default(DEFAULT_MODEL_DIR),
   /** Inference worker threads (default: min(cores, 4)). */
@@ -99,5 +101,6 @@ export function runtimeOptions(env: Env) {
     maxWaitMs: env.MIRA_BATCH_WAIT_MS,
     executionProvider: env.MIRA_EXECUTION_PROVIDER,
     niceness: env.MIRA_INFERENCE_NICE,
+    captionMethod: env.MIRA_CAPTION_METHOD,
   };
 }

@@ -924,7 +924,7 @@ export interface components {
             /** @description A BLIP model id; default: the active model */
             model?: string;
             /**
-             * @description Default: the bundle's (beam when it sets numBeams > 1). `beam-itm`: beam search, then the numBeams best hypotheses are scored by the ITM head and the one with the highest ITM logit + length-normalised log-probability is kept (needs a model with an ITM graph)
+             * @description Default: the server's MIRA_CAPTION_METHOD, else the bundle's (beam when it sets numBeams > 1). `beam-itm`: beam search, then the numBeams best hypotheses are scored by the ITM head and the one with the highest ITM logit + length-normalised log-probability is kept (needs a model with an ITM graph)
              * @enum {string}
              */
             method?: "greedy" | "beam" | "beam-itm" | "nucleus";

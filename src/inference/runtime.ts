@@ -20,6 +20,8 @@ export interface RuntimeOptions extends PoolOptions {
   onWarning?: (message: string) => void;
   /** A pool shared with other runtimes (sessions are per graph file); closing this runtime leaves it open. */
   pool?: InferencePool;
+  /** How to caption when a call names no method (ingest, search captions, extraction); unset, the bundle's. */
+  captionMethod?: CaptionMethod;
 }
 
 export interface ImageEmbedding {
@@ -69,6 +71,7 @@ export class Runtime {
   private readonly text: DynamicBatcher<number[], Float32Array>;
   private readonly limits: ImageLimits;
   private readonly onBatch: RuntimeOptions['onBatch'];
+  private readonly captionMethod: CaptionMethod | undefined;
 
   private constructor(
     readonly dir: string,
@@ -81,6 +84,7 @@ export class Runtime {
     private readonly meta: GraphMeta,
   ) {
     this.onBatch = opts.onBatch;
+    this.captionMethod = opts.captionMethod;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     const batching = (g: GraphName) => ({ maxBatch: this.batchOf(g), maxWaitMs: opts.maxWaitMs ?? 2, maxInFlight: pool.size.threads });
     this.vision = new DynamicBatcher((px) => this.runVision(px), batching('vision'), (e) => opts.onBatch?.('vision', e));
@@ -214,7 +218,8 @@ export class Runtime {
     }
   }
 
-  async caption(image: Uint8Array | { tokens: Float32Array }, opts: CaptionOptions = {}): Promise<Caption> {
+  async caption(image: Uint8Array | { tokens: Float32Array }, options: CaptionOptions = {}): Promise<Caption> {
+    const opts = options.method || !this.captionMethod ? options : { ...options, method: this.captionMethod };
     const px = image instanceof Uint8Array ? await this.pixels(image) : undefined;
     const tokens = px ? await this.captionTokens(px) : (image as { tokens: Float32Array }).tokens;
     const prefix = this.tokenizer.encodePrompt(opts.prompt ?? this.manifest.caption!.prompt);

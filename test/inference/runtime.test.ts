@@ -122,6 +122,23 @@ describe('captions', () => {
     }
   });
 
+  it('a default caption method (MIRA_CAPTION_METHOD) applies when a call names none', async () => {
+    const s = rt.manifest.preprocess.size;
+    // Input 1 is one where this bundle's default (beam, 3 beams) and greedy decoding disagree.
+    const { tokens } = await rt.embedPixels(fakePixels(1, s));
+    const opts = { maxLength: 6, minLength: 0 };
+    const greedyByDefault = await Runtime.open(TINY_BLIP, { threads: 1, intraOpThreads: 1, captionMethod: 'greedy' });
+    try {
+      const bundleDefault = await rt.caption({ tokens: tokens! }, opts);
+      const greedy = await rt.caption({ tokens: tokens! }, { ...opts, method: 'greedy' });
+      expect(greedy.ids).not.toEqual(bundleDefault.ids);
+      expect(await greedyByDefault.caption({ tokens: tokens! }, opts)).toEqual(greedy);
+      expect(await greedyByDefault.caption({ tokens: tokens! }, { ...opts, method: 'beam' })).toEqual(bundleDefault);
+    } finally {
+      await greedyByDefault.close();
+    }
+  });
+
   it('nucleus sampling with a seed is reproducible', async () => {
     const s = rt.manifest.preprocess.size;
     const { tokens } = await rt.embedPixels(fakePixels(5, s));

@@ -16,7 +16,7 @@ const Form = z
     model: z.string().min(1).max(200).optional().openapi({ description: 'A BLIP model id; default: the active model' }),
     method: z.enum(CAPTION_METHODS).optional().openapi({
       description:
-        "Default: the bundle's (beam when it sets numBeams > 1). `beam-itm`: beam search, then the numBeams best hypotheses are scored by the ITM head and the one with the highest ITM logit + length-normalised log-probability is kept (needs a model with an ITM graph)",
+        "Default: the server's MIRA_CAPTION_METHOD, else the bundle's (beam when it sets numBeams > 1). `beam-itm`: beam search, then the numBeams best hypotheses are scored by the ITM head and the one with the highest ITM logit + length-normalised log-probability is kept (needs a model with an ITM graph)",
     }),
     numBeams: int(1, 8, 'Beams, for beam search (beam-itm: default 5)'),
     maxLength: int(1, 100, 'Most new tokens'),
