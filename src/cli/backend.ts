@@ -1,4 +1,3 @@
-import type { RerankRule } from '../search/score.ts';
 /**
  * What `mira ingest` and `mira search` need from Mira, in two implementations: the embedded store
  * opened in this process (backends/embedded.ts) or a running server through the SDK
@@ -6,6 +5,7 @@ import type { RerankRule } from '../search/score.ts';
  * same way whichever answers.
  */
 import type { ExpandedSource } from '../ingest/expand.ts';
+import type { RerankRule } from '../search/score.ts';
 import { UsageError } from './command.ts';
 
 export interface CollectionRef {
