@@ -23,10 +23,10 @@ import { countJobsByState } from './db/queries/jobs.ts';
 import { BundleUnavailable, registerBundle, RuntimeCache, verifiedBundlePath } from './models/registry.ts';
 import { blobStoreIn, type BlobStore } from './storage/blob.ts';
 
-/** Everything a Mira process holds, built once at startup and passed down. */
 /** How long a model whose bundle files are gone or changed is refused before they are checked again. */
 const UNAVAILABLE_RECHECK_MS = 60_000;
 
+/** Everything a Mira process holds, built once at startup and passed down. */
 export interface AppContext {
   env: Env;
   log: Logger;

@@ -45,6 +45,15 @@ export function logSoftmax(x: Float32Array): Float32Array {
   return x.map((v) => v - lse);
 }
 
+/** log softmax(x)[index], without building the whole distribution (the LM scores one given token per position). */
+export function logProbOf(x: ArrayLike<number>, index: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) if (x[i]! > max) max = x[i]!;
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) sum += Math.exp(x[i]! - max);
+  return x[index]! - max - Math.log(sum);
+}
+
 function argmax(x: Float32Array): number {
   let best = 0;
   for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;

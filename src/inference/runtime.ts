@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { DynamicBatcher, type BatchEvent } from './batcher.ts';
 import { readManifest, checkGraph } from './bundle.ts';
-import { beamSearch, greedy, logSoftmax, nucleus, seededRandom, type SearchResult, type StepFn } from './decoding.ts';
+import { beamSearch, greedy, logProbOf, nucleus, seededRandom, type SearchResult, type StepFn } from './decoding.ts';
 import { InferenceError } from './errors.ts';
 import type { GraphName, Manifest } from './manifest.ts';
 import { InferencePool, type PoolOptions } from './pool.ts';
@@ -291,7 +291,10 @@ export class Runtime {
     if (texts.length !== tokens.length) throw new RangeError(`${texts.length} texts for ${tokens.length} images`);
     const eos = this.manifest.tokenizer.specialTokens.eos;
     const promptLength = this.tokenizer.encodePrompt(prompt).length;
-    const ids = texts.map((t) => [...this.tokenizer.encodePrompt(prompt + t), eos].slice(0, this.manifest.tokenizer.maxLength));
+    // Re-ranking scores one query against every candidate: tokenized once.
+    const encoded = new Map<string, number[]>();
+    const encode = (t: string) => [...this.tokenizer.encodePrompt(prompt + t), eos].slice(0, this.manifest.tokenizer.maxLength);
+    const ids = texts.map((t) => encoded.get(t) ?? encoded.set(t, encode(t)).get(t)!);
     const out: number[] = [];
     for await (const { rows, logits } of this.groundedBatches('decoder', ids, tokens)) {
       const vocab = logits.dims[logits.dims.length - 1]!;
@@ -301,7 +304,7 @@ export class Runtime {
         // Position t - 1 predicts token t; padding comes after a row's last token and cannot reach it.
         for (let t = promptLength; t < row.length; t++) {
           const at = r * perRow + (t - 1) * vocab;
-          sum += logSoftmax(logits.data.subarray(at, at + vocab))[row[t]!]!;
+          sum += logProbOf(logits.data.subarray(at, at + vocab), row[t]!);
         }
         out.push(sum);
       });

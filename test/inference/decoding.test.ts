@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { beamSearch, greedy, nucleus, seededRandom, type StepFn } from '../../src/inference/decoding.ts';
+import { beamSearch, greedy, logProbOf, logSoftmax, nucleus, seededRandom, type StepFn } from '../../src/inference/decoding.ts';
 
 // A toy decoder whose next-token distribution depends only on the last token, so every sequence's
 // probability can be worked out by hand. Tokens: 0 = EOS, 1 = a, 2 = b, 3 = x, 9 = BOS.
@@ -35,6 +35,13 @@ describe('caption search on a hand-checkable toy decoder', () => {
     expect(r.hypotheses!.map((h) => h.score)).toEqual([expect.closeTo(Math.log(0.36) / 2, 5), expect.closeTo(Math.log(0.18) / 3, 5)]);
     const scores = r.hypotheses!.map((h) => h.score);
     expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+  });
+
+  it('logProbOf is one entry of logSoftmax, large logits included', () => {
+    const x = Float32Array.from([3, -1, 200, 0.5, 199]);
+    const full = logSoftmax(x);
+    for (let i = 0; i < x.length; i++) expect(logProbOf(x, i)).toBeCloseTo(full[i]!, 5);
+    expect(logProbOf(x, 2)).toBeCloseTo(-Math.log(1 + Math.exp(-1)), 5);
   });
 
   it('with one beam, beam search equals greedy', async () => {
